@@ -1,0 +1,338 @@
+//! The container half of "a cache is a container plus a policy".
+//!
+//! [`Cache`] does the bookkeeping every policy needs: the key index, the
+//! entry table of dense slots (key, size, dirty bit), capacity accounting in
+//! units (bytes for a byte cache, 1 per object for an object cache) and in
+//! entries, a per-entry admission limit, the "evict until it fits" loop,
+//! counters, and eviction callbacks. The policy ([`EvictionPolicy`]) only
+//! keeps its own metadata and picks victims. The request path is the one of
+//! `semantics.md` section 2, so results agree with libCacheSim.
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+use crate::policy::{Admission, Entries, EvictionPolicy, Request, Slot};
+use crate::stats::{CacheStats, EvictionReason};
+use crate::{Error, Result, strict_assert};
+
+/// Limits of a [`Cache`]. Capacity is in the units the requests' `size` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheConfig {
+    /// Total size the resident entries may occupy (bytes, or objects for an
+    /// object cache). Must be at least 1.
+    pub capacity: u64,
+    /// At most this many resident entries (`u64::MAX`: no entry limit).
+    pub max_entries: u64,
+    /// Objects larger than this are never stored (`u64::MAX`: no limit other
+    /// than the capacity). They still count as requests and misses.
+    pub max_entry_size: u64,
+}
+
+impl CacheConfig {
+    /// A cache limited only by `capacity`.
+    pub fn with_capacity(capacity: u64) -> Self {
+        CacheConfig { capacity, max_entries: u64::MAX, max_entry_size: u64::MAX }
+    }
+}
+
+/// An entry that left the cache, as reported to eviction callbacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Evicted {
+    /// Its key.
+    pub key: u64,
+    /// Its size in capacity units.
+    pub size: u64,
+    /// Whether it was written while resident (a GPU backend must read it
+    /// back before dropping the device copy).
+    pub dirty: bool,
+    /// Why it left.
+    pub reason: EvictionReason,
+}
+
+/// What one [`Cache::access`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The key was resident.
+    Hit,
+    /// It missed and was stored.
+    Inserted,
+    /// It missed and was not stored (too large, or refused by the policy).
+    Rejected,
+}
+
+impl Outcome {
+    /// Whether the request hit.
+    pub fn is_hit(self) -> bool {
+        self == Outcome::Hit
+    }
+}
+
+/// A cache: a container (this type) plus a policy `P`.
+///
+/// `P` is usually a concrete policy (monomorphised, for speed) or
+/// `Box<dyn EvictionPolicy>` (chosen at run time).
+#[derive(Debug)]
+pub struct Cache<P> {
+    config: CacheConfig,
+    index: FxHashMap<u64, Slot>,
+    entries: Entries,
+    free_slots: Vec<Slot>,
+    occupied: u64,
+    resident_entries: u64,
+    policy: P,
+    stats: CacheStats,
+}
+
+impl<P: EvictionPolicy> Cache<P> {
+    /// A cache of `capacity` units with no other limits.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a zero capacity.
+    pub fn new(capacity: u64, policy: P) -> Result<Self> {
+        Self::with_config(CacheConfig::with_capacity(capacity), policy)
+    }
+
+    /// A cache with explicit limits.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a zero capacity or a zero entry limit.
+    pub fn with_config(config: CacheConfig, mut policy: P) -> Result<Self> {
+        if config.capacity == 0 {
+            return Err(Error::config(format!("{} cache: capacity must be at least 1", policy.name())));
+        }
+        if config.max_entries == 0 {
+            return Err(Error::config(format!("{} cache: max_entries must be at least 1", policy.name())));
+        }
+        policy.init(config.capacity);
+        Ok(Cache {
+            config,
+            index: FxHashMap::default(),
+            entries: Entries::default(),
+            free_slots: Vec::new(),
+            occupied: 0,
+            resident_entries: 0,
+            policy,
+            stats: CacheStats::default(),
+        })
+    }
+
+    /// Serves one request: a hit, or a miss that may store the object after
+    /// evicting others. Evicted entries are dropped silently; see
+    /// [`access_with`](Self::access_with) to observe them.
+    #[inline]
+    pub fn access(&mut self, req: &Request) -> Outcome {
+        self.access_with(req, |_| {})
+    }
+
+    /// Serves one request, calling `on_evict` for every entry evicted to make
+    /// room (in eviction order).
+    pub fn access_with(&mut self, req: &Request, mut on_evict: impl FnMut(Evicted)) -> Outcome {
+        if let Some(&slot) = self.index.get(&req.key) {
+            self.stats.record_request(req.size, true);
+            if req.access.writes() {
+                self.entries.dirty[slot as usize] = true;
+            }
+            self.policy.on_hit(slot, req, &self.entries);
+            return Outcome::Hit;
+        }
+        self.stats.record_request(req.size, false);
+        self.policy.on_miss(req, &self.entries);
+        if self.store(req, &mut on_evict) { Outcome::Inserted } else { Outcome::Rejected }
+    }
+
+    /// Stores `req`'s object without counting a request (a demotion from a
+    /// faster tier, a prefetch). Returns whether it was stored.
+    ///
+    /// # Errors
+    /// The key must not be resident: storing it twice would corrupt the
+    /// accounting, so that is refused with [`Error::InvalidConfig`].
+    pub fn insert_with(&mut self, req: &Request, mut on_evict: impl FnMut(Evicted)) -> Result<bool> {
+        if self.index.contains_key(&req.key) {
+            return Err(Error::config(format!("key {:#x} is already resident", req.key)));
+        }
+        Ok(self.store(req, &mut on_evict))
+    }
+
+    /// Admission, "evict until it fits", insertion. Returns whether stored.
+    fn store(&mut self, req: &Request, on_evict: &mut impl FnMut(Evicted)) -> bool {
+        let admission = if req.size > self.config.max_entry_size {
+            Admission::Reject
+        } else {
+            self.policy.admission(req, self.config.capacity)
+        };
+        if admission == Admission::Reject {
+            self.stats.rejections += 1;
+            return false;
+        }
+        while self.occupied + req.size > self.config.capacity || self.resident_entries >= self.config.max_entries {
+            let Some(victim) = self.policy.evict(req, &self.entries) else { break };
+            let evicted = self.release(victim, EvictionReason::Capacity);
+            on_evict(evicted);
+        }
+        let fits =
+            self.occupied + req.size <= self.config.capacity && self.resident_entries < self.config.max_entries;
+        if admission == Admission::EvictOnly || !fits {
+            self.stats.rejections += 1;
+            return false;
+        }
+        let slot = self.allocate(req);
+        self.policy.on_insert(slot, req, &self.entries);
+        self.stats.insertions += 1;
+        strict_assert!(self.occupied <= self.config.capacity, "resident units exceed capacity");
+        true
+    }
+
+    fn allocate(&mut self, req: &Request) -> Slot {
+        let dirty = req.access.writes();
+        let slot = match self.free_slots.pop() {
+            Some(s) => {
+                let i = s as usize;
+                self.entries.keys[i] = req.key;
+                self.entries.sizes[i] = req.size;
+                self.entries.dirty[i] = dirty;
+                s
+            }
+            None => {
+                let s = Slot::try_from(self.entries.keys.len()).expect("more than 2^32 resident entries");
+                self.entries.keys.push(req.key);
+                self.entries.sizes.push(req.size);
+                self.entries.dirty.push(dirty);
+                s
+            }
+        };
+        self.index.insert(req.key, slot);
+        self.occupied += req.size;
+        self.resident_entries += 1;
+        slot
+    }
+
+    /// Forgets `slot` in the container (the policy already has).
+    fn release(&mut self, slot: Slot, reason: EvictionReason) -> Evicted {
+        let i = slot as usize;
+        let evicted =
+            Evicted { key: self.entries.keys[i], size: self.entries.sizes[i], dirty: self.entries.dirty[i], reason };
+        let removed = self.index.remove(&evicted.key);
+        debug_assert_eq!(removed, Some(slot), "policy evicted a slot the index does not map");
+        self.occupied -= evicted.size;
+        self.resident_entries -= 1;
+        self.stats.record_eviction(evicted.size);
+        self.free_slots.push(slot);
+        evicted
+    }
+
+    /// Removes `key` if resident (an explicit removal, counted as an eviction
+    /// with reason [`EvictionReason::Removed`]).
+    pub fn remove(&mut self, key: u64) -> Option<Evicted> {
+        self.remove_for(key, EvictionReason::Removed)
+    }
+
+    /// Removes `key` if resident, recording `reason`.
+    pub fn remove_for(&mut self, key: u64, reason: EvictionReason) -> Option<Evicted> {
+        let slot = *self.index.get(&key)?;
+        self.policy.on_remove(slot, &self.entries);
+        Some(self.release(slot, reason))
+    }
+
+    /// Records a hit on a resident `key` in the policy without counting a
+    /// request (used by [`crate::tiered::TieredCache`], which counts itself).
+    /// Returns false when the key is not resident.
+    pub fn touch(&mut self, req: &Request) -> bool {
+        let Some(&slot) = self.index.get(&req.key) else { return false };
+        if req.access.writes() {
+            self.entries.dirty[slot as usize] = true;
+        }
+        self.policy.on_hit(slot, req, &self.entries);
+        true
+    }
+
+    /// Whether `key` is resident. Does not touch the policy.
+    #[inline]
+    pub fn contains(&self, key: u64) -> bool {
+        self.index.contains_key(&key)
+    }
+
+    /// Size and dirty bit of a resident `key`. Does not touch the policy.
+    pub fn peek(&self, key: u64) -> Option<(u64, bool)> {
+        let &slot = self.index.get(&key)?;
+        Some((self.entries.size(slot), self.entries.is_dirty(slot)))
+    }
+
+    /// Marks a resident `key` clean (its slower copy is now current). Returns
+    /// false when the key is not resident.
+    pub fn mark_clean(&mut self, key: u64) -> bool {
+        let Some(&slot) = self.index.get(&key) else { return false };
+        self.entries.dirty[slot as usize] = false;
+        true
+    }
+
+    /// Units occupied by resident entries.
+    #[inline]
+    pub fn occupied(&self) -> u64 {
+        self.occupied
+    }
+
+    /// Number of resident entries.
+    #[inline]
+    pub fn len(&self) -> u64 {
+        self.resident_entries
+    }
+
+    /// Whether nothing is resident.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.resident_entries == 0
+    }
+
+    /// The limits this cache was built with.
+    pub fn config(&self) -> &CacheConfig {
+        &self.config
+    }
+
+    /// The policy (for policy-specific inspection in tests and reports).
+    pub fn policy(&self) -> &P {
+        &self.policy
+    }
+
+    /// The policy's name.
+    pub fn policy_name(&self) -> &'static str {
+        self.policy.name()
+    }
+
+    /// A snapshot of the counters, with current residency.
+    pub fn stats(&self) -> CacheStats {
+        CacheStats { resident_bytes: self.occupied, resident_entries: self.resident_entries, ..self.stats }
+    }
+
+    /// Resident keys, in no particular order (O(n); for tests and reports).
+    pub fn keys(&self) -> impl Iterator<Item = u64> + '_ {
+        self.index.keys().copied()
+    }
+
+    /// Key of the entry in `slot` (for policy-order inspection in tests).
+    pub fn key_of(&self, slot: Slot) -> u64 {
+        self.entries.key(slot)
+    }
+
+    /// Checks the container's invariants (O(n)); used by tests.
+    ///
+    /// # Errors
+    /// A description of the first broken invariant.
+    pub fn check_invariants(&self) -> std::result::Result<(), String> {
+        let sum: u64 = self.index.values().map(|&s| self.entries.size(s)).sum();
+        if sum != self.occupied {
+            return Err(format!("occupied {} != sum of resident sizes {sum}", self.occupied));
+        }
+        if self.occupied > self.config.capacity {
+            return Err(format!("occupied {} > capacity {}", self.occupied, self.config.capacity));
+        }
+        if self.index.len() as u64 != self.resident_entries || self.resident_entries > self.config.max_entries {
+            return Err(format!("{} indexed vs {} counted entries", self.index.len(), self.resident_entries));
+        }
+        for (&k, &s) in &self.index {
+            if self.entries.key(s) != k {
+                return Err(format!("slot {s} holds key {:#x}, index says {k:#x}", self.entries.key(s)));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,1 @@
+//! Bounded hot-path hints table (being written).

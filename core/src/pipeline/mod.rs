@@ -1,0 +1,1 @@
+//! Compiled-pipeline caches (being written).

@@ -1,0 +1,274 @@
+//! Eviction policies: one trait, one file per policy.
+//!
+//! A cache in cachescope is a *container plus a policy* (see
+//! [`crate::cache::Cache`]). The container owns the key index, the entry table
+//! (key, size, dirty bit per dense [`Slot`]), capacity accounting, the
+//! "evict until it fits" loop, counters and eviction callbacks. The policy
+//! owns only its own metadata, kept in vectors indexed by `Slot` (intrusive
+//! lists, bits, counters), and answers "who goes next". No policy ever scans
+//! the resident set: every method is O(1) amortized (Belady: O(log n)).
+//!
+//! The request path, shared by every policy and identical to libCacheSim's
+//! (`semantics.md`, section 2):
+//!
+//! ```text
+//! if resident(key):  policy.on_hit(slot)                         -> hit
+//! else:              policy.on_miss(req)         (ghosts, adaptation)
+//!                    match policy.admission(req, capacity):
+//!                      Reject    -> nothing
+//!                      Insert    -> while it does not fit: evict(policy.evict(req))
+//!                                   policy.on_insert(new slot)
+//!                      EvictOnly -> while it does not fit: evict(policy.evict(req))
+//! ```
+
+mod clock;
+mod fifo;
+mod list;
+mod lru;
+
+pub use clock::Clock;
+pub use fifo::Fifo;
+pub use list::SlotList;
+pub use lru::Lru;
+
+use serde::{Deserialize, Serialize};
+
+/// Dense index of a resident entry, assigned by the container. Slots are
+/// reused after an eviction, so policies index plain vectors by them.
+pub type Slot = u32;
+
+/// How a request touches the object. Only GPU-aware policies and the dirty
+/// tracking of the container look at it; the standard policies ignore it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    /// Read only (a GPU binding with access `r`).
+    #[default]
+    Read,
+    /// Written without being read first (`w`): a miss needs no upload.
+    Write,
+    /// Read and written (`rw`).
+    ReadWrite,
+}
+
+impl Access {
+    /// Whether the access leaves the object modified (dirty).
+    pub fn writes(self) -> bool {
+        matches!(self, Access::Write | Access::ReadWrite)
+    }
+}
+
+/// One request, as every policy sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    /// Object identifier.
+    pub key: u64,
+    /// Object size in capacity units: bytes for a byte cache, 1 for an
+    /// object cache.
+    pub size: u64,
+    /// Logical time (request index) of the next request for the same key;
+    /// [`Request::NEVER`] when there is none. Only clairvoyant policies read
+    /// it; the trace layer fills it in with a reverse pass.
+    pub next_access: u64,
+    /// How the request touches the object.
+    pub access: Access,
+}
+
+impl Request {
+    /// `next_access` of a key that is never requested again.
+    pub const NEVER: u64 = u64::MAX;
+
+    /// A read request with no next-access information.
+    pub fn new(key: u64, size: u64) -> Self {
+        Request { key, size, next_access: Self::NEVER, access: Access::Read }
+    }
+}
+
+/// What the policy decides for a request that missed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Do not store it and evict nothing.
+    Reject,
+    /// Evict until it fits, then store it.
+    Insert,
+    /// Evict until it would fit, then do not store it. libCacheSim's S3-FIFO
+    /// does this for an object exactly the size of its small queue; exact
+    /// agreement needs it.
+    EvictOnly,
+}
+
+/// Read-only view of the container's entry table, handed to policies so they
+/// can learn the key and size of a slot without keeping copies.
+#[derive(Debug, Default, Clone)]
+pub struct Entries {
+    pub(crate) keys: Vec<u64>,
+    pub(crate) sizes: Vec<u64>,
+    pub(crate) dirty: Vec<bool>,
+}
+
+impl Entries {
+    /// Key stored in `slot`.
+    #[inline]
+    pub fn key(&self, slot: Slot) -> u64 {
+        self.keys[slot as usize]
+    }
+
+    /// Size (capacity units) of the entry in `slot`.
+    #[inline]
+    pub fn size(&self, slot: Slot) -> u64 {
+        self.sizes[slot as usize]
+    }
+
+    /// Whether the entry in `slot` was written since it was stored.
+    #[inline]
+    pub fn is_dirty(&self, slot: Slot) -> bool {
+        self.dirty[slot as usize]
+    }
+
+    /// Number of slots ever allocated (resident or free): the length policy
+    /// vectors must cover.
+    #[inline]
+    pub fn slot_count(&self) -> usize {
+        self.keys.len()
+    }
+}
+
+/// The eviction-policy contract.
+///
+/// Who guarantees what:
+/// * The container calls [`on_hit`](Self::on_hit) only for a resident slot,
+///   [`on_insert`](Self::on_insert) only for a slot that is not in the policy,
+///   and [`on_remove`](Self::on_remove) only for a slot that is (an explicit
+///   removal; evictions chosen by [`evict`](Self::evict) are *not* followed
+///   by `on_remove`).
+/// * The policy, on [`evict`](Self::evict), returns a slot it currently holds
+///   and forgets it before returning; it returns `None` only when it holds
+///   nothing. It may reorder its own metadata while choosing (CLOCK's second
+///   chances, S3-FIFO's promotions) but must evict exactly one entry.
+/// * `entries` always describes every slot the policy holds, including the
+///   slot just returned by `evict` (the container removes it afterwards).
+/// * Every method is O(1) amortized in the number of resident entries.
+pub trait EvictionPolicy: Send {
+    /// Short stable name (`lru`, `fifo`, ...), used in results and labels.
+    fn name(&self) -> &'static str;
+
+    /// Called once when the container is built, with its capacity in units.
+    /// Policies with sub-queues (2Q, S3-FIFO, ARC) derive their quotas here.
+    fn init(&mut self, capacity: u64) {
+        let _ = capacity;
+    }
+
+    /// A resident entry was requested again.
+    fn on_hit(&mut self, slot: Slot, req: &Request, entries: &Entries);
+
+    /// A request missed; called before [`admission`](Self::admission), so
+    /// ghost bookkeeping happens even when the object is then refused.
+    fn on_miss(&mut self, req: &Request, entries: &Entries) {
+        let _ = (req, entries);
+    }
+
+    /// Whether (and how) a missed object is stored. The default caches every
+    /// object no larger than the whole cache (an exact fit is allowed).
+    fn admission(&self, req: &Request, capacity: u64) -> Admission {
+        if req.size <= capacity { Admission::Insert } else { Admission::Reject }
+    }
+
+    /// Chooses one victim, forgets it, and returns it.
+    fn evict(&mut self, req: &Request, entries: &Entries) -> Option<Slot>;
+
+    /// A new entry was stored in `slot`.
+    fn on_insert(&mut self, slot: Slot, req: &Request, entries: &Entries);
+
+    /// The entry in `slot` was removed by the caller, not by [`evict`](Self::evict).
+    fn on_remove(&mut self, slot: Slot, entries: &Entries);
+}
+
+impl<P: EvictionPolicy + ?Sized> EvictionPolicy for Box<P> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn init(&mut self, capacity: u64) {
+        (**self).init(capacity)
+    }
+    #[inline]
+    fn on_hit(&mut self, slot: Slot, req: &Request, entries: &Entries) {
+        (**self).on_hit(slot, req, entries)
+    }
+    #[inline]
+    fn on_miss(&mut self, req: &Request, entries: &Entries) {
+        (**self).on_miss(req, entries)
+    }
+    #[inline]
+    fn admission(&self, req: &Request, capacity: u64) -> Admission {
+        (**self).admission(req, capacity)
+    }
+    #[inline]
+    fn evict(&mut self, req: &Request, entries: &Entries) -> Option<Slot> {
+        (**self).evict(req, entries)
+    }
+    #[inline]
+    fn on_insert(&mut self, slot: Slot, req: &Request, entries: &Entries) {
+        (**self).on_insert(slot, req, entries)
+    }
+    #[inline]
+    fn on_remove(&mut self, slot: Slot, entries: &Entries) {
+        (**self).on_remove(slot, entries)
+    }
+}
+
+/// The closed menu of built-in policies, for users who pick one by name (in
+/// TOML, on the command line). Implement [`EvictionPolicy`] for your own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyKind {
+    /// Least recently used.
+    Lru,
+    /// First in, first out.
+    Fifo,
+    /// CLOCK with one reference bit.
+    Clock,
+}
+
+impl PolicyKind {
+    /// Every built-in policy, in a stable order.
+    pub const ALL: &'static [PolicyKind] = &[PolicyKind::Lru, PolicyKind::Fifo, PolicyKind::Clock];
+
+    /// A fresh policy instance.
+    pub fn build(self) -> Box<dyn EvictionPolicy> {
+        match self {
+            PolicyKind::Lru => Box::new(Lru::default()),
+            PolicyKind::Fifo => Box::new(Fifo::default()),
+            PolicyKind::Clock => Box::new(Clock::default()),
+        }
+    }
+
+    /// The policy's stable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            PolicyKind::Lru => "lru",
+            PolicyKind::Fifo => "fifo",
+            PolicyKind::Clock => "clock",
+        }
+    }
+}
+
+impl std::fmt::Display for PolicyKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for PolicyKind {
+    type Err = crate::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PolicyKind::ALL
+            .iter()
+            .copied()
+            .find(|p| p.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                let known: Vec<_> = PolicyKind::ALL.iter().map(|p| p.name()).collect();
+                crate::Error::config(format!("unknown policy `{s}` (known: {})", known.join(", ")))
+            })
+    }
+}

@@ -1,0 +1,1 @@
+//! Tiered buffer-residency cache (being written).

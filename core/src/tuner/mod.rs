@@ -1,0 +1,1 @@
+//! Workgroup-size autotuner (being written).
