@@ -145,10 +145,10 @@ impl<P: EvictionPolicy> Cache<P> {
     ///
     /// # Errors
     /// The key must not be resident: storing it twice would corrupt the
-    /// accounting, so that is refused with [`Error::InvalidConfig`].
+    /// accounting, so that is refused with [`Error::DuplicateKey`].
     pub fn insert_with(&mut self, req: &Request, mut on_evict: impl FnMut(Evicted)) -> Result<bool> {
         if self.index.contains_key(&req.key) {
-            return Err(Error::config(format!("key {:#x} is already resident", req.key)));
+            return Err(Error::DuplicateKey { key: req.key });
         }
         Ok(self.store(req, &mut on_evict))
     }
@@ -257,11 +257,12 @@ impl<P: EvictionPolicy> Cache<P> {
         Some((self.entries.size(slot), self.entries.is_dirty(slot)))
     }
 
-    /// Marks a resident `key` clean (its slower copy is now current). Returns
-    /// false when the key is not resident.
-    pub fn mark_clean(&mut self, key: u64) -> bool {
+    /// Sets the dirty bit of a resident `key` without touching the policy
+    /// (clean: its slower copy is current again). Returns false when the key
+    /// is not resident.
+    pub fn set_dirty(&mut self, key: u64, dirty: bool) -> bool {
         let Some(&slot) = self.index.get(&key) else { return false };
-        self.entries.dirty[slot as usize] = false;
+        self.entries.dirty[slot as usize] = dirty;
         true
     }
 

@@ -25,6 +25,12 @@ pub enum Error {
         /// The key that was asked for.
         key: u64,
     },
+    /// An insert named a key that is already present.
+    #[error("key {key:#x} is already present")]
+    DuplicateKey {
+        /// The key.
+        key: u64,
+    },
     /// An entry is larger than every tier (or the only cache) could ever hold.
     #[error("entry {key:#x} of {size_bytes} bytes is larger than the largest tier ({largest_tier_bytes} bytes)")]
     EntryTooLarge {
