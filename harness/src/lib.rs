@@ -1,0 +1,9 @@
+//! # cachescope-harness
+//!
+//! Drives the caches of `cachescope-core` on workloads and owns the
+//! `cachescope` command. Today: seeded synthetic workloads and the
+//! `selfcheck` job; the trace readers, the simulator, the GPU replayer and
+//! `compare` join here as their issues land (see ARCHITECTURE.md).
+
+pub mod selfcheck;
+pub mod workload;
