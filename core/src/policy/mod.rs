@@ -250,6 +250,22 @@ impl PolicyKind {
             PolicyKind::Clock => "clock",
         }
     }
+
+    /// One line on what the policy is and where it is weak (`cachescope policies`).
+    pub fn description(self) -> &'static str {
+        match self {
+            PolicyKind::Lru => "least recently used; the baseline; flushed by scans larger than the cache",
+            PolicyKind::Fifo => "first in, first out; no work on a hit; ignores popularity",
+            PolicyKind::Clock => "one-bit second chance (CLOCK); LRU-like at FIFO cost; not scan-resistant",
+        }
+    }
+
+    /// Whether results agree exactly with libCacheSim 0.3.5 (`semantics.md` section 3).
+    pub fn matches_libcachesim_exactly(self) -> bool {
+        match self {
+            PolicyKind::Lru | PolicyKind::Fifo | PolicyKind::Clock => true,
+        }
+    }
 }
 
 impl std::fmt::Display for PolicyKind {

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The test command of cachescope: installs what the tests need on a fresh
+# Debian machine that has Rust, then runs every test. CI runs exactly this
+# (.ci/run). Safe to run again: installs are skipped when present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s ==\n' "$*"; }
+
+step "system packages"
+# python3 runs the libCacheSim oracle; pip installs it.
+need_apt=()
+command -v python3 >/dev/null || need_apt+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_apt[@]}"
+fi
+
+step "libCacheSim 0.3.5 (the test oracle)"
+if ! python3 -c 'import libcachesim, sys; sys.exit(libcachesim.__version__ != "0.3.5")' 2>/dev/null; then
+  python3 -m pip install --quiet libcachesim==0.3.5 \
+    || python3 -m pip install --quiet --break-system-packages libcachesim==0.3.5
+fi
+
+step "lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests (debug: debug assertions on)"
+cargo test --workspace --all-targets --locked
+
+step "core tests in release with strict assertions (invariants checked at full speed)"
+cargo test -p cachescope-core --release --features strict-assertions --locked --lib --tests
+
+step "doc tests"
+cargo test --workspace --doc --locked
