@@ -11,6 +11,84 @@
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
+/// Maps resident keys to slots. [`HashIndex`] takes any `u64` key;
+/// [`DenseIndex`] is a plain vector for keys already mapped to `0..n` (the
+/// simulator maps a trace's keys once and shares them across runs), which
+/// saves a hash lookup per request.
+pub trait KeyIndex: Default + std::fmt::Debug {
+    /// The slot of `key`, if resident.
+    fn get(&self, key: u64) -> Option<Slot>;
+    /// Records `key -> slot`. The caller guarantees `key` is not resident.
+    fn insert(&mut self, key: u64, slot: Slot);
+    /// Forgets `key`, returning its slot.
+    fn remove(&mut self, key: u64) -> Option<Slot>;
+    /// Resident keys and their slots (O(n) or O(universe); for tests and reports).
+    fn pairs(&self) -> Vec<(u64, Slot)>;
+}
+
+/// A hash map index for arbitrary keys (the default).
+#[derive(Debug, Default)]
+pub struct HashIndex(FxHashMap<u64, Slot>);
+
+impl KeyIndex for HashIndex {
+    #[inline]
+    fn get(&self, key: u64) -> Option<Slot> {
+        self.0.get(&key).copied()
+    }
+    #[inline]
+    fn insert(&mut self, key: u64, slot: Slot) {
+        self.0.insert(key, slot);
+    }
+    #[inline]
+    fn remove(&mut self, key: u64) -> Option<Slot> {
+        self.0.remove(&key)
+    }
+    fn pairs(&self) -> Vec<(u64, Slot)> {
+        self.0.iter().map(|(&k, &s)| (k, s)).collect()
+    }
+}
+
+/// A vector index for dense keys (`0..n`, n known or growing): one indexed
+/// load per lookup. Memory is 4 bytes per possible key.
+#[derive(Debug, Default)]
+pub struct DenseIndex(Vec<Slot>);
+
+const NO_SLOT: Slot = Slot::MAX;
+
+impl DenseIndex {
+    /// An index for keys `0..keys`.
+    pub fn with_keys(keys: usize) -> Self {
+        DenseIndex(vec![NO_SLOT; keys])
+    }
+}
+
+impl KeyIndex for DenseIndex {
+    #[inline]
+    fn get(&self, key: u64) -> Option<Slot> {
+        match self.0.get(key as usize) {
+            Some(&s) if s != NO_SLOT => Some(s),
+            _ => None,
+        }
+    }
+    #[inline]
+    fn insert(&mut self, key: u64, slot: Slot) {
+        let i = usize::try_from(key).expect("dense keys fit in usize");
+        if i >= self.0.len() {
+            self.0.resize((i + 1).max(self.0.len() * 2), NO_SLOT);
+        }
+        self.0[i] = slot;
+    }
+    #[inline]
+    fn remove(&mut self, key: u64) -> Option<Slot> {
+        let s = self.0.get_mut(key as usize)?;
+        let old = std::mem::replace(s, NO_SLOT);
+        (old != NO_SLOT).then_some(old)
+    }
+    fn pairs(&self) -> Vec<(u64, Slot)> {
+        self.0.iter().enumerate().filter(|&(_, &s)| s != NO_SLOT).map(|(k, &s)| (k as u64, s)).collect()
+    }
+}
+
 use crate::policy::{Admission, Entries, EvictionPolicy, Request, Slot};
 use crate::stats::{CacheStats, EvictionReason};
 use crate::{Error, Result, strict_assert};
@@ -70,11 +148,12 @@ impl Outcome {
 /// A cache: a container (this type) plus a policy `P`.
 ///
 /// `P` is usually a concrete policy (monomorphised, for speed) or
-/// `Box<dyn EvictionPolicy>` (chosen at run time).
+/// `Box<dyn EvictionPolicy>` (chosen at run time). `I` maps keys to slots:
+/// [`HashIndex`] for any keys, [`DenseIndex`] for pre-mapped dense keys.
 #[derive(Debug)]
-pub struct Cache<P> {
+pub struct Cache<P, I = HashIndex> {
     config: CacheConfig,
-    index: FxHashMap<u64, Slot>,
+    index: I,
     entries: Entries,
     free_slots: Vec<Slot>,
     occupied: u64,
@@ -83,7 +162,7 @@ pub struct Cache<P> {
     stats: CacheStats,
 }
 
-impl<P: EvictionPolicy> Cache<P> {
+impl<P: EvictionPolicy> Cache<P, HashIndex> {
     /// A cache of `capacity` units with no other limits.
     ///
     /// # Errors
@@ -96,7 +175,17 @@ impl<P: EvictionPolicy> Cache<P> {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for a zero capacity or a zero entry limit.
-    pub fn with_config(config: CacheConfig, mut policy: P) -> Result<Self> {
+    pub fn with_config(config: CacheConfig, policy: P) -> Result<Self> {
+        Self::with_index(config, policy, HashIndex::default())
+    }
+}
+
+impl<P: EvictionPolicy, I: KeyIndex> Cache<P, I> {
+    /// A cache with explicit limits and key index.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a zero capacity or a zero entry limit.
+    pub fn with_index(config: CacheConfig, mut policy: P, index: I) -> Result<Self> {
         if config.capacity == 0 {
             return Err(Error::config(format!("{} cache: capacity must be at least 1", policy.name())));
         }
@@ -106,7 +195,7 @@ impl<P: EvictionPolicy> Cache<P> {
         policy.init(config.capacity);
         Ok(Cache {
             config,
-            index: FxHashMap::default(),
+            index,
             entries: Entries::default(),
             free_slots: Vec::new(),
             occupied: 0,
@@ -127,7 +216,7 @@ impl<P: EvictionPolicy> Cache<P> {
     /// Serves one request, calling `on_evict` for every entry evicted to make
     /// room (in eviction order).
     pub fn access_with(&mut self, req: &Request, mut on_evict: impl FnMut(Evicted)) -> Outcome {
-        if let Some(&slot) = self.index.get(&req.key) {
+        if let Some(slot) = self.index.get(req.key) {
             self.stats.record_request(req.size, true);
             if req.access.writes() {
                 self.entries.dirty[slot as usize] = true;
@@ -147,7 +236,7 @@ impl<P: EvictionPolicy> Cache<P> {
     /// The key must not be resident: storing it twice would corrupt the
     /// accounting, so that is refused with [`Error::DuplicateKey`].
     pub fn insert_with(&mut self, req: &Request, mut on_evict: impl FnMut(Evicted)) -> Result<bool> {
-        if self.index.contains_key(&req.key) {
+        if self.index.get(req.key).is_some() {
             return Err(Error::DuplicateKey { key: req.key });
         }
         Ok(self.store(req, &mut on_evict))
@@ -211,7 +300,7 @@ impl<P: EvictionPolicy> Cache<P> {
         let i = slot as usize;
         let evicted =
             Evicted { key: self.entries.keys[i], size: self.entries.sizes[i], dirty: self.entries.dirty[i], reason };
-        let removed = self.index.remove(&evicted.key);
+        let removed = self.index.remove(evicted.key);
         debug_assert_eq!(removed, Some(slot), "policy evicted a slot the index does not map");
         self.occupied -= evicted.size;
         self.resident_entries -= 1;
@@ -228,7 +317,7 @@ impl<P: EvictionPolicy> Cache<P> {
 
     /// Removes `key` if resident, recording `reason`.
     pub fn remove_for(&mut self, key: u64, reason: EvictionReason) -> Option<Evicted> {
-        let slot = *self.index.get(&key)?;
+        let slot = self.index.get(key)?;
         self.policy.on_remove(slot, &self.entries);
         Some(self.release(slot, reason))
     }
@@ -237,7 +326,7 @@ impl<P: EvictionPolicy> Cache<P> {
     /// request (used by [`crate::tiered::TieredCache`], which counts itself).
     /// Returns false when the key is not resident.
     pub fn touch(&mut self, req: &Request) -> bool {
-        let Some(&slot) = self.index.get(&req.key) else { return false };
+        let Some(slot) = self.index.get(req.key) else { return false };
         if req.access.writes() {
             self.entries.dirty[slot as usize] = true;
         }
@@ -248,12 +337,12 @@ impl<P: EvictionPolicy> Cache<P> {
     /// Whether `key` is resident. Does not touch the policy.
     #[inline]
     pub fn contains(&self, key: u64) -> bool {
-        self.index.contains_key(&key)
+        self.index.get(key).is_some()
     }
 
     /// Size and dirty bit of a resident `key`. Does not touch the policy.
     pub fn peek(&self, key: u64) -> Option<(u64, bool)> {
-        let &slot = self.index.get(&key)?;
+        let slot = self.index.get(key)?;
         Some((self.entries.size(slot), self.entries.is_dirty(slot)))
     }
 
@@ -261,7 +350,7 @@ impl<P: EvictionPolicy> Cache<P> {
     /// (clean: its slower copy is current again). Returns false when the key
     /// is not resident.
     pub fn set_dirty(&mut self, key: u64, dirty: bool) -> bool {
-        let Some(&slot) = self.index.get(&key) else { return false };
+        let Some(slot) = self.index.get(key) else { return false };
         self.entries.dirty[slot as usize] = dirty;
         true
     }
@@ -306,7 +395,7 @@ impl<P: EvictionPolicy> Cache<P> {
 
     /// Resident keys, in no particular order (O(n); for tests and reports).
     pub fn keys(&self) -> impl Iterator<Item = u64> + '_ {
-        self.index.keys().copied()
+        self.index.pairs().into_iter().map(|(k, _)| k)
     }
 
     /// Key of the entry in `slot` (for policy-order inspection in tests).
@@ -319,17 +408,18 @@ impl<P: EvictionPolicy> Cache<P> {
     /// # Errors
     /// A description of the first broken invariant.
     pub fn check_invariants(&self) -> std::result::Result<(), String> {
-        let sum: u64 = self.index.values().map(|&s| self.entries.size(s)).sum();
+        let pairs = self.index.pairs();
+        let sum: u64 = pairs.iter().map(|&(_, s)| self.entries.size(s)).sum();
         if sum != self.occupied {
             return Err(format!("occupied {} != sum of resident sizes {sum}", self.occupied));
         }
         if self.occupied > self.config.capacity {
             return Err(format!("occupied {} > capacity {}", self.occupied, self.config.capacity));
         }
-        if self.index.len() as u64 != self.resident_entries || self.resident_entries > self.config.max_entries {
-            return Err(format!("{} indexed vs {} counted entries", self.index.len(), self.resident_entries));
+        if pairs.len() as u64 != self.resident_entries || self.resident_entries > self.config.max_entries {
+            return Err(format!("{} indexed vs {} counted entries", pairs.len(), self.resident_entries));
         }
-        for (&k, &s) in &self.index {
+        for &(k, s) in &pairs {
             if self.entries.key(s) != k {
                 return Err(format!("slot {s} holds key {:#x}, index says {k:#x}", self.entries.key(s)));
             }

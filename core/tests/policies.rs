@@ -3,7 +3,7 @@
 //! against simple reference models.
 
 use cachescope_core::Error;
-use cachescope_core::cache::{Cache, CacheConfig, Evicted, Outcome};
+use cachescope_core::cache::{Cache, CacheConfig, DenseIndex, Evicted, Outcome};
 use cachescope_core::policy::{Access, Clock, EvictionPolicy, Fifo, Lru, PolicyKind, Request};
 use proptest::prelude::*;
 
@@ -241,6 +241,23 @@ proptest! {
         for &kind in PolicyKind::ALL {
             let model = match kind { PolicyKind::Lru => Model::Lru, PolicyKind::Fifo => Model::Fifo, PolicyKind::Clock => Model::Clock };
             check_against_model(kind.build(), model, cap, &reqs);
+        }
+    }
+
+    #[test]
+    fn dense_index_behaves_like_hash_index((cap, reqs) in requests()) {
+        for &kind in PolicyKind::ALL {
+            let mut hashed = Cache::new(cap, kind.build()).unwrap();
+            let mut dense = Cache::with_index(CacheConfig::with_capacity(cap), kind.build(), DenseIndex::with_keys(8)).unwrap();
+            for &(k, s) in &reqs {
+                let (mut a, mut b) = (vec![], vec![]);
+                let oa = hashed.access_with(&req(k, s), |e| a.push(e));
+                let ob = dense.access_with(&req(k, s), |e| b.push(e));
+                prop_assert_eq!(oa, ob);
+                prop_assert_eq!(a, b);
+            }
+            prop_assert_eq!(hashed.stats(), dense.stats());
+            dense.check_invariants().map_err(TestCaseError::fail)?;
         }
     }
 }
