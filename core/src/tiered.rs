@@ -158,6 +158,9 @@ struct Tier {
     name: String,
     cache: Cache<Box<dyn EvictionPolicy>>,
     stats: TierStats,
+    /// Victims of the insert in progress into this tier. One buffer per
+    /// tier, reused: `place` recurses at most once per tier, downward.
+    victims: Vec<Evicted>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -219,7 +222,7 @@ impl TieredCache {
             }
             let cache = Cache::new(tc.capacity_bytes, policy)?;
             let stats = TierStats { name: tc.name.clone(), capacity_bytes: tc.capacity_bytes, ..TierStats::default() };
-            tiers.push(Tier { name: tc.name, cache, stats });
+            tiers.push(Tier { name: tc.name, cache, stats, victims: Vec::new() });
         }
         Ok(TieredCache { tiers, promotion: config.promotion, location: FxHashMap::default(), stats: TieredStats::default() })
     }
@@ -249,14 +252,14 @@ impl TieredCache {
     /// # Errors
     /// [`Error::UnknownKey`] for a key that was never inserted or was dropped.
     pub fn access(&mut self, key: u64, access: Access, on_move: &mut impl FnMut(TierMove)) -> Result<TierAccess> {
-        let loc = self.location.get_mut(&key).ok_or(Error::UnknownKey { key })?;
+        let loc = self.location.get_mut(&key).ok_or_else(|| Error::UnknownKey { key })?;
         let found_in = loc.tier;
         loc.accesses = loc.accesses.saturating_add(1);
         let accesses = loc.accesses;
         self.stats.accesses += 1;
         let tier = &mut self.tiers[found_in];
         tier.stats.hits += 1;
-        let (size_bytes, _) = tier.cache.peek(key).ok_or(Error::UnknownKey { key })?;
+        let (size_bytes, _) = tier.cache.peek(key).ok_or_else(|| Error::UnknownKey { key })?;
 
         let wants_promotion = match self.promotion {
             PromotionRule::OnAccess => true,
@@ -294,8 +297,8 @@ impl TieredCache {
     /// # Errors
     /// [`Error::UnknownKey`] for a key that is not present.
     pub fn remove(&mut self, key: u64, on_move: &mut impl FnMut(TierMove)) -> Result<TierId> {
-        let loc = self.location.remove(&key).ok_or(Error::UnknownKey { key })?;
-        let evicted = self.tiers[loc.tier].cache.remove(key).ok_or(Error::UnknownKey { key })?;
+        let loc = self.location.remove(&key).ok_or_else(|| Error::UnknownKey { key })?;
+        let evicted = self.tiers[loc.tier].cache.remove(key).ok_or_else(|| Error::UnknownKey { key })?;
         self.stats.removals += 1;
         on_move(TierMove {
             key,
@@ -311,15 +314,16 @@ impl TieredCache {
     /// Stores `arrival` (already reported by nobody) in `tier`, moving the
     /// victims it displaces down first, then reports `arrival`.
     fn place(&mut self, tier: TierId, arrival: TierMove, on_move: &mut impl FnMut(TierMove)) {
-        let mut victims: Vec<Evicted> = Vec::new();
         let req = Request::new(arrival.key, arrival.size_bytes);
+        let mut victims = std::mem::take(&mut self.tiers[tier].victims);
         let stored = self.tiers[tier].cache.insert_with(&req, |e| victims.push(e));
         // `fits(tier)` was checked by every caller and the key is in no tier.
         debug_assert!(matches!(stored, Ok(true)), "tier {tier} refused an entry that fits: {stored:?}");
         self.location.insert(arrival.key, Location { tier, accesses: 0 });
-        for victim in victims {
+        for victim in victims.drain(..) {
             self.demote(tier, victim, on_move);
         }
+        self.tiers[tier].victims = victims;
         on_move(arrival);
     }
 

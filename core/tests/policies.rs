@@ -238,8 +238,7 @@ proptest! {
 
     #[test]
     fn boxed_policies_behave_like_concrete_ones((cap, reqs) in requests()) {
-        for &kind in PolicyKind::ALL {
-            let model = match kind { PolicyKind::Lru => Model::Lru, PolicyKind::Fifo => Model::Fifo, PolicyKind::Clock => Model::Clock };
+        for (kind, model) in [(PolicyKind::Lru, Model::Lru), (PolicyKind::Fifo, Model::Fifo), (PolicyKind::Clock, Model::Clock)] {
             check_against_model(kind.build(), model, cap, &reqs);
         }
     }

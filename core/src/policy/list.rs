@@ -8,14 +8,24 @@
 use super::Slot;
 
 const NIL: Slot = Slot::MAX;
+/// `prev` of a slot that is not linked (distinct from NIL, which marks the
+/// ends of the list).
+const DETACHED: Slot = Slot::MAX - 1;
+
+/// Links of one slot, side by side so a list operation touches one cache
+/// line per slot.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    prev: Slot,
+    next: Slot,
+}
+
+const UNLINKED: Node = Node { prev: DETACHED, next: DETACHED };
 
 /// A doubly linked list of slots. A slot is in at most one `SlotList`.
 #[derive(Debug, Clone)]
 pub struct SlotList {
-    prev: Vec<Slot>,
-    next: Vec<Slot>,
-    /// Whether each slot is linked in this list (so `contains` is O(1)).
-    linked: Vec<bool>,
+    nodes: Vec<Node>,
     head: Slot,
     tail: Slot,
     len: usize,
@@ -23,7 +33,7 @@ pub struct SlotList {
 
 impl Default for SlotList {
     fn default() -> Self {
-        SlotList { prev: Vec::new(), next: Vec::new(), linked: Vec::new(), head: NIL, tail: NIL, len: 0 }
+        SlotList { nodes: Vec::new(), head: NIL, tail: NIL, len: 0 }
     }
 }
 
@@ -43,7 +53,7 @@ impl SlotList {
     /// Whether `slot` is linked in this list.
     #[inline]
     pub fn contains(&self, slot: Slot) -> bool {
-        self.linked.get(slot as usize).copied().unwrap_or(false)
+        self.nodes.get(slot as usize).is_some_and(|n| n.prev != DETACHED)
     }
 
     /// The newest (front) slot.
@@ -61,66 +71,58 @@ impl SlotList {
     /// The slot one step newer than `slot` (toward the front).
     #[inline]
     pub fn newer(&self, slot: Slot) -> Option<Slot> {
-        let p = self.prev[slot as usize];
-        (p != NIL).then_some(p)
+        let p = self.nodes[slot as usize].prev;
+        (p != NIL && p != DETACHED).then_some(p)
     }
 
     /// The slot one step older than `slot` (toward the back).
     #[inline]
     pub fn older(&self, slot: Slot) -> Option<Slot> {
-        let n = self.next[slot as usize];
-        (n != NIL).then_some(n)
+        let n = self.nodes[slot as usize].next;
+        (n != NIL && n != DETACHED).then_some(n)
     }
 
     #[inline]
     fn ensure(&mut self, slot: Slot) {
         let need = slot as usize + 1;
-        if self.prev.len() < need {
+        if self.nodes.len() < need {
             // Grow geometrically: slots are dense, so this is amortized O(1).
-            let new_len = need.max(self.prev.len() * 2).max(16);
-            self.prev.resize(new_len, NIL);
-            self.next.resize(new_len, NIL);
-            self.linked.resize(new_len, false);
+            let new_len = need.max(self.nodes.len() * 2).max(16);
+            self.nodes.resize(new_len, UNLINKED);
         }
     }
 
     /// Links `slot` at the front. The caller guarantees it is not linked.
     #[inline]
     pub fn push_front(&mut self, slot: Slot) {
+        debug_assert!(slot < DETACHED, "slot {slot} out of range");
         self.ensure(slot);
-        debug_assert!(!self.linked[slot as usize], "slot {slot} linked twice");
-        let s = slot as usize;
-        self.prev[s] = NIL;
-        self.next[s] = self.head;
+        debug_assert!(!self.contains(slot), "slot {slot} linked twice");
+        self.nodes[slot as usize] = Node { prev: NIL, next: self.head };
         if self.head != NIL {
-            self.prev[self.head as usize] = slot;
+            self.nodes[self.head as usize].prev = slot;
         } else {
             self.tail = slot;
         }
         self.head = slot;
-        self.linked[s] = true;
         self.len += 1;
     }
 
     /// Unlinks `slot`. The caller guarantees it is linked.
     #[inline]
     pub fn remove(&mut self, slot: Slot) {
-        let s = slot as usize;
-        debug_assert!(self.linked[s], "slot {slot} not linked");
-        let (p, n) = (self.prev[s], self.next[s]);
-        if p != NIL {
-            self.next[p as usize] = n;
+        debug_assert!(self.contains(slot), "slot {slot} not linked");
+        let Node { prev, next } = std::mem::replace(&mut self.nodes[slot as usize], UNLINKED);
+        if prev != NIL {
+            self.nodes[prev as usize].next = next;
         } else {
-            self.head = n;
+            self.head = next;
         }
-        if n != NIL {
-            self.prev[n as usize] = p;
+        if next != NIL {
+            self.nodes[next as usize].prev = prev;
         } else {
-            self.tail = p;
+            self.tail = prev;
         }
-        self.prev[s] = NIL;
-        self.next[s] = NIL;
-        self.linked[s] = false;
         self.len -= 1;
     }
 
