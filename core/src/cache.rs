@@ -222,6 +222,12 @@ impl<P: EvictionPolicy, I: KeyIndex> Cache<P, I> {
                 self.entries.dirty[slot as usize] = true;
             }
             self.policy.on_hit(slot, req, &self.entries);
+            // A few policies (libCacheSim's SLRU inside W-TinyLFU, LIRS)
+            // evict during a hit; they ask for it here.
+            while self.policy.wants_eviction(req) {
+                let Some(victim) = self.policy.evict(req, &self.entries) else { break };
+                on_evict(self.release(victim, EvictionReason::Capacity));
+            }
             return Outcome::Hit;
         }
         self.stats.record_request(req.size, false);
@@ -253,7 +259,10 @@ impl<P: EvictionPolicy, I: KeyIndex> Cache<P, I> {
             self.stats.rejections += 1;
             return false;
         }
-        while self.occupied + req.size > self.config.capacity || self.resident_entries >= self.config.max_entries {
+        while self.occupied + req.size > self.config.capacity
+            || self.resident_entries >= self.config.max_entries
+            || self.policy.wants_eviction(req)
+        {
             let Some(victim) = self.policy.evict(req, &self.entries) else { break };
             let evicted = self.release(victim, EvictionReason::Capacity);
             on_evict(evicted);

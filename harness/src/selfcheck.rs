@@ -5,11 +5,22 @@
 //! `cargo run --release`: fast (well under a second), deterministic (the
 //! same seed prints the same counters), and a failed invariant is an error.
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result, ensure};
 use cachescope_core::cache::Cache;
+use cachescope_core::hints::HotPathHints;
+use cachescope_core::pipeline::{
+    DiskPipelineStore, DiskStoreConfig, MemoryPipelineStore, MemoryStoreConfig, PipelineCacheKey,
+    PipelineCacheStore, PipelineFeatureFlags,
+};
 use cachescope_core::policy::{Access, PolicyKind, Request};
 use cachescope_core::stats::CacheStats;
 use cachescope_core::tiered::{MoveKind, PromotionRule, TierConfig, TieredCache, TieredConfig};
+use cachescope_core::tuner::{
+    AdapterLimits, CandidateOptions, ProgramKey, SyntheticTimer, Tuner, TunerConfig, TunerStore,
+    candidates,
+};
 use serde::Serialize;
 
 use crate::workload::{SyntheticRequest, zipf_requests};
@@ -73,6 +84,10 @@ pub fn run(config: SelfcheckConfig) -> Result<SelfcheckReport> {
         rows.push(check_cache(kind, unique_bytes / 10, &reqs)?);
     }
     rows.push(check_tiered(unique_bytes, &reqs)?);
+    let scratch = tempfile::tempdir().context("creating a scratch directory for the disk stores")?;
+    rows.extend(check_pipeline_stores(&reqs, scratch.path())?);
+    rows.push(check_hints(&reqs)?);
+    rows.push(check_tuner(scratch.path())?);
     Ok(SelfcheckReport { config, unique_bytes, rows })
 }
 
@@ -144,6 +159,124 @@ fn check_tiered(unique_bytes: u64, reqs: &[SyntheticRequest]) -> Result<Selfchec
         ("readback_bytes".into(), readback_bytes),
     ];
     Ok(SelfcheckRow { cache: "tiered host+device".into(), policy: "lru".into(), capacity: device_bytes, stats, extra })
+}
+
+/// A pipeline key per distinct "kernel": the workload's keys folded onto
+/// 2,000 pipelines, each with a blob the size of a small compiled binary.
+fn pipeline_key(key: u64) -> (PipelineCacheKey, usize) {
+    let id = key % 2_000;
+    let shader = *blake3::hash(&id.to_le_bytes()).as_bytes();
+    let k = PipelineCacheKey::new(shader, [0; 32], 0, [64, 1, 1], PipelineFeatureFlags::empty(), "selfcheck");
+    (k, 256 + (id as usize * 37) % 4096)
+}
+
+fn blob(key: &PipelineCacheKey, len: usize) -> Arc<[u8]> {
+    let seed = key.digest().0;
+    (0..len).map(|i| seed[i % 32] ^ (i as u8)).collect()
+}
+
+/// The sharded in-memory store under the workload (get, put on miss), then
+/// the disk store: a batch of puts, a reopen, and every blob read back equal.
+fn check_pipeline_stores(reqs: &[SyntheticRequest], scratch: &std::path::Path) -> Result<Vec<SelfcheckRow>> {
+    let config = MemoryStoreConfig { shards: 4, max_entries_per_shard: 64, max_bytes_per_shard: 512 << 10 };
+    let memory = MemoryPipelineStore::new(config)?;
+    for r in reqs {
+        let (key, len) = pipeline_key(r.key);
+        if memory.get(&key)?.is_none() {
+            memory.put(&key, blob(&key, len))?;
+        }
+    }
+    memory.check_invariants().map_err(anyhow::Error::msg).context("pipeline memory store invariant")?;
+    let m = memory.stats();
+    let capacity = config.max_bytes_per_shard * config.shards as u64;
+    let mut rows = vec![SelfcheckRow {
+        cache: "pipeline memory".into(),
+        policy: "lru".into(),
+        capacity,
+        stats: m.as_cache_stats(),
+        extra: vec![("rejected_puts".into(), m.rejected_puts)],
+    }];
+
+    let root = scratch.join("pipelines");
+    let distinct: Vec<(PipelineCacheKey, usize)> = (0..500u64).map(pipeline_key).collect();
+    {
+        let disk = DiskPipelineStore::open(&root, DiskStoreConfig::default())?;
+        for (key, len) in &distinct {
+            disk.put(key, blob(key, *len))?;
+        }
+        disk.flush()?;
+    }
+    let disk = DiskPipelineStore::open(&root, DiskStoreConfig::default())?;
+    for (key, len) in &distinct {
+        let got = disk.get(key)?.with_context(|| format!("disk store lost {} after a reopen", key.digest()))?;
+        ensure!(*got == *blob(key, *len), "disk store returned different bytes for {}", key.digest());
+    }
+    let d = disk.stats();
+    ensure!(d.corrupt == 0, "{} corrupt blobs in a fresh store", d.corrupt);
+    rows.push(SelfcheckRow {
+        cache: "pipeline disk".into(),
+        policy: "-".into(),
+        capacity: disk.total_bytes()?,
+        stats: d.as_cache_stats(),
+        extra: vec![("entries".into(), disk.entries()?)],
+    });
+    Ok(rows)
+}
+
+/// Every request is a dispatch of one of 500 regions, timed by its size.
+fn check_hints(reqs: &[SyntheticRequest]) -> Result<SelfcheckRow> {
+    let hints = HotPathHints::with_capacity(128);
+    for r in reqs {
+        hints.record(&format!("region-{}", r.key % 500), r.size_bytes * 10, r.size_bytes);
+    }
+    let hot = hints.hottest(usize::MAX).iter().filter(|(name, _)| hints.is_hot(name)).count() as u64;
+    ensure!(hints.len() <= 128, "hints table holds {} regions, capacity 128", hints.len());
+    Ok(SelfcheckRow {
+        cache: "hot-path hints".into(),
+        policy: "lru".into(),
+        capacity: 128,
+        stats: hints.stats(),
+        extra: vec![("hot_regions".into(), hot)],
+    })
+}
+
+/// Three kernels tuned on a synthetic timer whose best size is known, the
+/// decisions saved, reloaded, and reused with zero measurements.
+fn check_tuner(scratch: &std::path::Path) -> Result<SelfcheckRow> {
+    let path = scratch.join("tuner.toml");
+    let sizes = candidates(&AdapterLimits::WEBGPU_DEFAULT, &CandidateOptions::default())?;
+    let tuner = Tuner::new(TunerConfig::default())?;
+    // Cost is lowest at 128 invocations; 5% noise.
+    let cost = |wg: [u32; 3]| {
+        let n = f64::from(wg[0] * wg[1] * wg[2]);
+        (10_000.0 * (1.0 + (n / 128.0).log2().abs())) as u64
+    };
+    let (mut decisions, mut wrong) = (0, 0);
+    let mut store = TunerStore::open(&path)?;
+    let mut timer = SyntheticTimer::new(7, 0.05, cost);
+    for kernel in 0..3u64 {
+        let key = ProgramKey::new(b"selfcheck-kernel", &[kernel, 1024]);
+        let tuned = tuner.tune_cached(&mut store, "selfcheck-adapter", &key, &sizes, &mut timer)?;
+        decisions += 1;
+        wrong += u64::from(tuned.decision.workgroup != [128, 1, 1]);
+    }
+    store.save()?;
+    let first = timer.measurements();
+    let mut store = TunerStore::open(&path)?;
+    let mut timer = SyntheticTimer::new(8, 0.05, cost);
+    for kernel in 0..3u64 {
+        let key = ProgramKey::new(b"selfcheck-kernel", &[kernel, 1024]);
+        ensure!(tuner.tune_cached(&mut store, "selfcheck-adapter", &key, &sizes, &mut timer)?.reused(), "decision not reused");
+    }
+    ensure!(timer.measurements() == 0, "a reloaded decision was measured again");
+    let stats = CacheStats { requests: 2 * decisions, hits: decisions, misses: decisions, ..CacheStats::default() };
+    Ok(SelfcheckRow {
+        cache: "tuner".into(),
+        policy: "mann-whitney".into(),
+        capacity: sizes.len() as u64,
+        stats,
+        extra: vec![("measurements".into(), first), ("not_best".into(), wrong)],
+    })
 }
 
 /// The report as a fixed-width table.

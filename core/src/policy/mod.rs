@@ -21,15 +21,45 @@
 //!                      EvictOnly -> while it does not fit: evict(policy.evict(req))
 //! ```
 
+mod arc;
+mod belady;
+mod belady_cost;
 mod clock;
 mod fifo;
+mod freq_list;
+mod gdsf;
+mod ghost;
+mod gpu_cost;
+mod heap;
+mod lfu;
+mod lirs;
 mod list;
 mod lru;
+mod s3fifo;
+mod sieve;
+mod sketch;
+mod twoq;
+mod wtinylfu;
 
+pub use arc::Arc;
+pub use belady::Belady;
+pub use belady_cost::BeladyCost;
 pub use clock::Clock;
 pub use fifo::Fifo;
+pub use freq_list::FreqBuckets;
+pub use gdsf::Gdsf;
+pub use ghost::GhostFifo;
+pub use gpu_cost::GpuCost;
+pub use heap::SlotHeap;
+pub use lfu::Lfu;
+pub use lirs::Lirs;
 pub use list::SlotList;
 pub use lru::Lru;
+pub use s3fifo::S3Fifo;
+pub use sieve::Sieve;
+pub use sketch::CountMinSketch;
+pub use twoq::TwoQ;
+pub use wtinylfu::WTinyLfu;
 
 use serde::{Deserialize, Serialize};
 
@@ -173,6 +203,18 @@ pub trait EvictionPolicy: Send {
         if req.size <= capacity { Admission::Insert } else { Admission::Reject }
     }
 
+    /// Whether the policy needs evictions beyond what the capacity asks for.
+    /// The container keeps calling [`evict`](Self::evict) while this is
+    /// true: after [`on_hit`](Self::on_hit), and before storing a missed
+    /// object (after the capacity check). Default: never. libCacheSim's 2Q
+    /// needs it (a ghost hit enters Am through Am's own LRU, which makes room
+    /// within Am's share), and so do W-TinyLFU's SLRU and LIRS, which evict
+    /// during a hit.
+    fn wants_eviction(&self, req: &Request) -> bool {
+        let _ = req;
+        false
+    }
+
     /// Chooses one victim, forgets it, and returns it.
     fn evict(&mut self, req: &Request, entries: &Entries) -> Option<Slot>;
 
@@ -203,6 +245,10 @@ impl<P: EvictionPolicy + ?Sized> EvictionPolicy for Box<P> {
         (**self).admission(req, capacity)
     }
     #[inline]
+    fn wants_eviction(&self, req: &Request) -> bool {
+        (**self).wants_eviction(req)
+    }
+    #[inline]
     fn evict(&mut self, req: &Request, entries: &Entries) -> Option<Slot> {
         (**self).evict(req, entries)
     }
@@ -227,11 +273,48 @@ pub enum PolicyKind {
     Fifo,
     /// CLOCK with one reference bit.
     Clock,
+    /// SIEVE (NSDI 2024): FIFO with a visited bit and a hand that does not move survivors.
+    Sieve,
+    /// Least frequently used (in-cache counts, no aging).
+    Lfu,
+    /// ARC (FAST 2003): adaptive split between recency and frequency, with ghosts.
+    Arc,
+    /// 2Q (VLDB 1994): FIFO probation, LRU main, ghost FIFO (Ain 25%, Aout 50%).
+    TwoQ,
+    /// S3-FIFO (SOSP 2023): small, main and ghost FIFOs.
+    S3Fifo,
+    /// Belady's MIN: farthest next access first (clairvoyant).
+    Belady,
+    /// W-TinyLFU (TOS 2017): LRU window, SLRU main, frequency-sketch admission.
+    WTinyLfu,
+    /// LIRS (SIGMETRICS 2002): inter-reference recency.
+    Lirs,
+    /// GDSF: Greedy-Dual-Size-Frequency (size- and cost-aware).
+    Gdsf,
+    /// GPU-aware (first cut): LRU that spares a dirty buffer once, since its eviction costs a readback.
+    GpuCost,
+    /// Clairvoyant cost-aware reference: farthest next use, weighted by bytes to move.
+    BeladyCost,
 }
 
 impl PolicyKind {
     /// Every built-in policy, in a stable order.
-    pub const ALL: &'static [PolicyKind] = &[PolicyKind::Lru, PolicyKind::Fifo, PolicyKind::Clock];
+    pub const ALL: &'static [PolicyKind] = &[
+        PolicyKind::Lru,
+        PolicyKind::Fifo,
+        PolicyKind::Clock,
+        PolicyKind::Sieve,
+        PolicyKind::Lfu,
+        PolicyKind::Arc,
+        PolicyKind::TwoQ,
+        PolicyKind::S3Fifo,
+        PolicyKind::Belady,
+        PolicyKind::WTinyLfu,
+        PolicyKind::Lirs,
+        PolicyKind::Gdsf,
+        PolicyKind::GpuCost,
+        PolicyKind::BeladyCost,
+    ];
 
     /// A fresh policy instance.
     pub fn build(self) -> Box<dyn EvictionPolicy> {
@@ -239,6 +322,17 @@ impl PolicyKind {
             PolicyKind::Lru => Box::new(Lru::default()),
             PolicyKind::Fifo => Box::new(Fifo::default()),
             PolicyKind::Clock => Box::new(Clock::default()),
+            PolicyKind::Sieve => Box::new(Sieve::default()),
+            PolicyKind::Lfu => Box::new(Lfu::default()),
+            PolicyKind::Arc => Box::new(Arc::default()),
+            PolicyKind::TwoQ => Box::new(TwoQ::default()),
+            PolicyKind::S3Fifo => Box::new(S3Fifo::default()),
+            PolicyKind::Belady => Box::new(Belady::default()),
+            PolicyKind::WTinyLfu => Box::new(WTinyLfu::default()),
+            PolicyKind::Lirs => Box::new(Lirs::default()),
+            PolicyKind::Gdsf => Box::new(Gdsf::default()),
+            PolicyKind::GpuCost => Box::new(GpuCost::default()),
+            PolicyKind::BeladyCost => Box::new(BeladyCost::default()),
         }
     }
 
@@ -248,6 +342,17 @@ impl PolicyKind {
             PolicyKind::Lru => "lru",
             PolicyKind::Fifo => "fifo",
             PolicyKind::Clock => "clock",
+            PolicyKind::Sieve => "sieve",
+            PolicyKind::Lfu => "lfu",
+            PolicyKind::Arc => "arc",
+            PolicyKind::TwoQ => "twoq",
+            PolicyKind::S3Fifo => "s3fifo",
+            PolicyKind::Belady => "belady",
+            PolicyKind::WTinyLfu => "wtinylfu",
+            PolicyKind::Lirs => "lirs",
+            PolicyKind::Gdsf => "gdsf",
+            PolicyKind::GpuCost => "gpu_cost",
+            PolicyKind::BeladyCost => "belady_cost",
         }
     }
 
@@ -257,13 +362,59 @@ impl PolicyKind {
             PolicyKind::Lru => "least recently used; the baseline; flushed by scans larger than the cache",
             PolicyKind::Fifo => "first in, first out; no work on a hit; ignores popularity",
             PolicyKind::Clock => "one-bit second chance (CLOCK); LRU-like at FIFO cost; not scan-resistant",
+            PolicyKind::Sieve => {
+                "SIEVE: FIFO + visited bit + hand, quick demotion at FIFO cost; FIFO-like when reuse comes late"
+            }
+            PolicyKind::Lfu => {
+                "least frequently used (in-cache counts, no aging); scan-proof but slow to forget old popularity"
+            }
+            PolicyKind::Arc => {
+                "ARC: adaptive recency/frequency split with ghost lists; p moves per request, so byte caches act as p = 0"
+            }
+            PolicyKind::TwoQ => {
+                "2Q: FIFO probation + LRU main + ghosts; scan-resistant; never caches objects above 25% of the cache"
+            }
+            PolicyKind::S3Fifo => {
+                "S3-FIFO: small + main + ghost FIFOs, quick demotion; never caches objects of 10% of the cache or more"
+            }
+            PolicyKind::Belady => {
+                "Belady MIN, farthest next use (clairvoyant); optimal for unit sizes only, blind to sizes and costs"
+            }
+            PolicyKind::WTinyLfu => {
+                "W-TinyLFU: 1% LRU window + SLRU main behind a frequency-sketch filter; objects above 1% never cached"
+            }
+            PolicyKind::Lirs => {
+                "LIRS: ranks by reuse distance, loop- and scan-resistant; large metadata stack, slow to adapt"
+            }
+            PolicyKind::Gdsf => {
+                "GDSF: frequency x cost / size with aging; favours small objects, so weak on byte miss ratio"
+            }
+            PolicyKind::GpuCost => {
+                "GPU-aware first cut: LRU sparing dirty buffers once (readback cost); collapses on loops like LRU"
+            }
+            PolicyKind::BeladyCost => {
+                "clairvoyant cost-aware reference (next use x bytes to move); a yardstick, not deployable"
+            }
         }
     }
 
     /// Whether results agree exactly with libCacheSim 0.3.5 (`semantics.md` section 3).
     pub fn matches_libcachesim_exactly(self) -> bool {
         match self {
-            PolicyKind::Lru | PolicyKind::Fifo | PolicyKind::Clock => true,
+            PolicyKind::Lru
+            | PolicyKind::Fifo
+            | PolicyKind::Clock
+            | PolicyKind::Sieve
+            | PolicyKind::Lfu
+            | PolicyKind::Arc
+            | PolicyKind::TwoQ
+            | PolicyKind::S3Fifo
+            | PolicyKind::Belady => true,
+            PolicyKind::WTinyLfu
+            | PolicyKind::Lirs
+            | PolicyKind::Gdsf
+            | PolicyKind::GpuCost
+            | PolicyKind::BeladyCost => false,
         }
     }
 }
@@ -278,13 +429,9 @@ impl std::str::FromStr for PolicyKind {
     type Err = crate::Error;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        PolicyKind::ALL
-            .iter()
-            .copied()
-            .find(|p| p.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                let known: Vec<_> = PolicyKind::ALL.iter().map(|p| p.name()).collect();
-                crate::Error::config(format!("unknown policy `{s}` (known: {})", known.join(", ")))
-            })
+        PolicyKind::ALL.iter().copied().find(|p| p.name().eq_ignore_ascii_case(s)).ok_or_else(|| {
+            let known: Vec<_> = PolicyKind::ALL.iter().map(|p| p.name()).collect();
+            crate::Error::config(format!("unknown policy `{s}` (known: {})", known.join(", ")))
+        })
     }
 }

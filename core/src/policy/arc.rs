@@ -1,0 +1,177 @@
+//! ARC: Adaptive Replacement Cache.
+//!
+//! Megiddo and Modha, "ARC: A Self-Tuning, Low Overhead Replacement Cache",
+//! FAST 2003. Two LRU lists, T1 (seen once recently) and T2 (seen at least
+//! twice), and their ghost lists B1 and B2 of recently evicted keys. A ghost
+//! hit in B1 says T1 was too small and grows the target `p` of T1; a ghost
+//! hit in B2 shrinks it. Scan-resistant (a scan only churns T1) and
+//! parameter-free. Weak spots: every hit moves a list node (like LRU); the
+//! ghosts cost memory; and with variable sizes the adaptation is per
+//! *request*, not per byte (below).
+//!
+//! Deviations from the paper that libCacheSim's `ARC` has, reproduced here
+//! for exact agreement (`semantics.md` section 3):
+//! * All four lists are measured in bytes and `p` is an `f64` that moves by
+//!   `max(|B2|/|B1|, 1)` per ghost hit, so on a byte cache with large objects
+//!   `p` barely moves and ARC behaves as if `p` were 0.
+//! * A ghost hit removes the ghost in `find` (before admission) and inserts
+//!   at T2's head after plain REPLACE steps.
+//! * REPLACE evicts from T1 when T2 is empty, whatever `p` says.
+//! * The "hit in B2" flag that REPLACE's tie rule reads is cleared only by a
+//!   hit, a ghost hit or an insertion after a ghost hit: a plain miss leaves
+//!   it as it was.
+//! * A plain miss with `T1 + B1 + size > C` and B1 empty evicts T1's LRU
+//!   without a ghost entry; otherwise B2's oldest ghost is dropped once the
+//!   four lists reach `2C`.
+
+use super::ghost::GhostFifo;
+use super::{Entries, EvictionPolicy, Request, Slot, SlotList};
+
+/// ARC with byte-measured lists, as libCacheSim implements it.
+#[derive(Debug, Default, Clone)]
+pub struct Arc {
+    capacity: u64,
+    t1: SlotList,
+    t2: SlotList,
+    t1_bytes: u64,
+    t2_bytes: u64,
+    b1: GhostFifo,
+    b2: GhostFifo,
+    /// Target size of T1, in bytes.
+    p: f64,
+    /// The current miss hit a ghost (its key), so evictions are plain
+    /// REPLACE steps and the object goes to T2.
+    ghost_hit_key: Option<u64>,
+    /// The last ghost hit was in B2 (REPLACE's tie rule); sticky, see above.
+    last_hit_in_b2: bool,
+}
+
+impl Arc {
+    /// The adaptive target size of T1, in capacity units.
+    pub fn p(&self) -> f64 {
+        self.p
+    }
+
+    /// Bytes in (T1, T2, B1, B2).
+    pub fn list_bytes(&self) -> (u64, u64, u64, u64) {
+        (self.t1_bytes, self.t2_bytes, self.b1.bytes(), self.b2.bytes())
+    }
+
+    /// Whether a resident slot is in T2 (seen at least twice).
+    pub fn in_t2(&self, slot: Slot) -> bool {
+        self.t2.contains(slot)
+    }
+
+    /// The paper's REPLACE: demote T1's or T2's LRU object to its ghost list.
+    fn replace(&mut self, entries: &Entries) -> Option<Slot> {
+        let t1 = self.t1_bytes as f64;
+        let from_t1 =
+            (self.t1_bytes > 0 && (t1 > self.p || (t1 == self.p && self.last_hit_in_b2))) || self.t2_bytes == 0;
+        if (from_t1 || self.t2.is_empty())
+            && let Some(victim) = self.t1.pop_back()
+        {
+            let size = entries.size(victim);
+            self.t1_bytes -= size;
+            self.b1.push(entries.key(victim), size);
+            return Some(victim);
+        }
+        let victim = self.t2.pop_back()?;
+        let size = entries.size(victim);
+        self.t2_bytes -= size;
+        self.b2.push(entries.key(victim), size);
+        Some(victim)
+    }
+}
+
+impl EvictionPolicy for Arc {
+    fn name(&self) -> &'static str {
+        "arc"
+    }
+
+    fn init(&mut self, capacity: u64) {
+        self.capacity = capacity;
+    }
+
+    fn on_hit(&mut self, slot: Slot, _req: &Request, entries: &Entries) {
+        self.ghost_hit_key = None;
+        self.last_hit_in_b2 = false;
+        if self.t1.contains(slot) {
+            let size = entries.size(slot);
+            self.t1.remove(slot);
+            self.t1_bytes -= size;
+            self.t2.push_front(slot);
+            self.t2_bytes += size;
+        } else {
+            self.t2.move_to_front(slot);
+        }
+    }
+
+    fn on_miss(&mut self, req: &Request, _entries: &Entries) {
+        self.ghost_hit_key = None;
+        let (b1, b2) = (self.b1.bytes() as f64, self.b2.bytes() as f64);
+        if self.b1.contains(req.key) {
+            let delta = (b2 / b1).max(1.0);
+            self.p = (self.p + delta).min(self.capacity as f64);
+            self.b1.remove(req.key);
+            self.last_hit_in_b2 = false;
+            self.ghost_hit_key = Some(req.key);
+        } else if self.b2.contains(req.key) {
+            let delta = (b1 / b2).max(1.0);
+            self.p = (self.p - delta).max(0.0);
+            self.b2.remove(req.key);
+            self.last_hit_in_b2 = true;
+            self.ghost_hit_key = Some(req.key);
+        }
+    }
+
+    fn evict(&mut self, req: &Request, entries: &Entries) -> Option<Slot> {
+        if self.ghost_hit_key == Some(req.key) {
+            return self.replace(entries);
+        }
+        if self.t1_bytes + self.b1.bytes() + req.size > self.capacity {
+            if !self.b1.is_empty() {
+                self.b1.pop_oldest();
+                self.replace(entries)
+            } else {
+                // T1 alone fills the cache: evict its LRU without a ghost.
+                match self.t1.pop_back() {
+                    Some(victim) => {
+                        self.t1_bytes -= entries.size(victim);
+                        Some(victim)
+                    }
+                    None => self.replace(entries),
+                }
+            }
+        } else {
+            let total = self.t1_bytes + self.t2_bytes + self.b1.bytes() + self.b2.bytes();
+            if total >= 2 * self.capacity && !self.b2.is_empty() {
+                self.b2.pop_oldest();
+            }
+            self.replace(entries)
+        }
+    }
+
+    fn on_insert(&mut self, slot: Slot, req: &Request, entries: &Entries) {
+        let size = entries.size(slot);
+        if self.ghost_hit_key == Some(req.key) {
+            self.t2.push_front(slot);
+            self.t2_bytes += size;
+            self.ghost_hit_key = None;
+            self.last_hit_in_b2 = false;
+        } else {
+            self.t1.push_front(slot);
+            self.t1_bytes += size;
+        }
+    }
+
+    fn on_remove(&mut self, slot: Slot, entries: &Entries) {
+        let size = entries.size(slot);
+        if self.t1.contains(slot) {
+            self.t1.remove(slot);
+            self.t1_bytes -= size;
+        } else {
+            self.t2.remove(slot);
+            self.t2_bytes -= size;
+        }
+    }
+}

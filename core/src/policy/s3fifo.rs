@@ -1,0 +1,187 @@
+//! S3-FIFO: a small FIFO, a main FIFO with lazy promotion, and a ghost FIFO.
+//!
+//! Yang et al., "FIFO Queues are All You Need for Cache Eviction", SOSP
+//! 2023. New objects go to a small FIFO (10%); most leave it quickly (quick
+//! demotion: one-hit wonders never reach main), those hit at least twice
+//! move to main; keys evicted from small leave a ghost, and a miss that finds
+//! its ghost goes straight to main. Main is a FIFO with a 2-bit reinsertion
+//! counter (CLOCK-like). Only FIFO queues, so hits are cheap. Weak spots:
+//! objects larger than the small queue (10% of the cache) are never cached,
+//! which hurts byte caches with large objects; a fixed small-queue ratio
+//! that suits web workloads more than loops larger than the cache.
+//!
+//! libCacheSim's `S3FIFO(0.1, 0.9, move_to_main_threshold=2)` semantics,
+//! reproduced exactly (`semantics.md` section 3), which differ from the
+//! paper's pseudo-code:
+//! * S = trunc(0.1 C), M = C - S, ghost G = trunc(0.9 C) bytes.
+//! * Hits in small and in main add 1 to `freq` (uncapped); a hit in main
+//!   also drops a ghost entry of the same key (none exists in practice).
+//! * A ghost hit goes to main with freq 0. Any other miss is dropped when its
+//!   size is >= S (an object of exactly S first evicts, then is dropped:
+//!   [`Admission::EvictOnly`]); before the very first eviction it goes to
+//!   main once small is full, afterwards to small.
+//! * Eviction: from main when main exceeds M or small is empty; from small
+//!   otherwise, moving freq >= 2 objects to main (freq 0) until one with
+//!   freq < 2 is evicted into the ghost. Main reinserts freq >= 1 objects
+//!   with `freq = min(freq, 3) - 1`.
+
+use super::ghost::GhostFifo;
+use super::{Admission, Entries, EvictionPolicy, Request, Slot, SlotList};
+
+/// S3-FIFO with libCacheSim's default parameters.
+#[derive(Debug, Default, Clone)]
+pub struct S3Fifo {
+    small_capacity: u64,
+    main_capacity: u64,
+    ghost_capacity: u64,
+    small: SlotList,
+    main: SlotList,
+    small_bytes: u64,
+    main_bytes: u64,
+    freq: Vec<u32>,
+    ghost: GhostFifo,
+    /// Whether anything was evicted yet (until then a full small queue
+    /// sends new objects to main).
+    has_evicted: bool,
+    /// The current miss found its ghost (its key): it goes to main.
+    ghost_hit_key: Option<u64>,
+}
+
+impl S3Fifo {
+    /// Small queue's share of the capacity.
+    pub const SMALL_RATIO: f64 = 0.1;
+    /// Ghost queue's size as a share of the capacity.
+    pub const GHOST_RATIO: f64 = 0.9;
+    /// Hits in small needed to move to main at eviction.
+    pub const MOVE_TO_MAIN_THRESHOLD: u32 = 2;
+
+    /// Whether a resident slot is in the main queue.
+    pub fn in_main(&self, slot: Slot) -> bool {
+        self.main.contains(slot)
+    }
+
+    /// Whether `key` has a ghost entry.
+    pub fn in_ghost(&self, key: u64) -> bool {
+        self.ghost.contains(key)
+    }
+
+    /// The access counter of a resident slot.
+    pub fn freq(&self, slot: Slot) -> u32 {
+        self.freq[slot as usize]
+    }
+
+    fn evict_main(&mut self, entries: &Entries) -> Option<Slot> {
+        loop {
+            let oldest = self.main.back()?;
+            let f = &mut self.freq[oldest as usize];
+            if *f >= 1 {
+                *f = (*f).min(3) - 1;
+                self.main.move_to_front(oldest);
+            } else {
+                self.main.remove(oldest);
+                self.main_bytes -= entries.size(oldest);
+                return Some(oldest);
+            }
+        }
+    }
+
+    /// Evicts from small, promoting hit objects to main; `None` when small
+    /// drained without evicting anything.
+    fn evict_small(&mut self, entries: &Entries) -> Option<Slot> {
+        while let Some(oldest) = self.small.pop_back() {
+            let size = entries.size(oldest);
+            self.small_bytes -= size;
+            if self.freq[oldest as usize] >= Self::MOVE_TO_MAIN_THRESHOLD {
+                self.freq[oldest as usize] = 0;
+                self.main.push_front(oldest);
+                self.main_bytes += size;
+            } else {
+                if self.ghost_capacity > 0 {
+                    self.ghost.push_bounded(entries.key(oldest), size, self.ghost_capacity);
+                }
+                return Some(oldest);
+            }
+        }
+        None
+    }
+}
+
+impl EvictionPolicy for S3Fifo {
+    fn name(&self) -> &'static str {
+        "s3fifo"
+    }
+
+    fn init(&mut self, capacity: u64) {
+        self.small_capacity = (capacity as f64 * Self::SMALL_RATIO) as u64;
+        self.main_capacity = capacity - self.small_capacity;
+        self.ghost_capacity = (capacity as f64 * Self::GHOST_RATIO) as u64;
+    }
+
+    fn on_hit(&mut self, slot: Slot, req: &Request, _entries: &Entries) {
+        self.ghost_hit_key = None;
+        if !self.small.contains(slot) {
+            self.ghost.remove(req.key);
+        }
+        let f = &mut self.freq[slot as usize];
+        *f = f.saturating_add(1);
+    }
+
+    fn on_miss(&mut self, req: &Request, _entries: &Entries) {
+        self.ghost_hit_key = self.ghost.remove(req.key).map(|_| req.key);
+    }
+
+    fn admission(&self, req: &Request, capacity: u64) -> Admission {
+        if req.size > self.small_capacity || req.size > capacity {
+            Admission::Reject
+        } else if req.size == self.small_capacity && self.ghost_hit_key != Some(req.key) {
+            Admission::EvictOnly
+        } else {
+            Admission::Insert
+        }
+    }
+
+    fn evict(&mut self, _req: &Request, entries: &Entries) -> Option<Slot> {
+        self.has_evicted = true;
+        loop {
+            if self.main_bytes > self.main_capacity || self.small.is_empty() {
+                return self.evict_main(entries);
+            }
+            if let Some(victim) = self.evict_small(entries) {
+                return Some(victim);
+            }
+        }
+    }
+
+    fn on_insert(&mut self, slot: Slot, req: &Request, entries: &Entries) {
+        let s = slot as usize;
+        if self.freq.len() <= s {
+            self.freq.resize((s + 1).max(self.freq.len() * 2), 0);
+        }
+        self.freq[s] = 0;
+        let size = entries.size(slot);
+        let to_main = if self.ghost_hit_key == Some(req.key) {
+            self.ghost_hit_key = None;
+            true
+        } else {
+            !self.has_evicted && self.small_bytes >= self.small_capacity
+        };
+        if to_main {
+            self.main.push_front(slot);
+            self.main_bytes += size;
+        } else {
+            self.small.push_front(slot);
+            self.small_bytes += size;
+        }
+    }
+
+    fn on_remove(&mut self, slot: Slot, entries: &Entries) {
+        let size = entries.size(slot);
+        if self.small.contains(slot) {
+            self.small.remove(slot);
+            self.small_bytes -= size;
+        } else {
+            self.main.remove(slot);
+            self.main_bytes -= size;
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! The particular rules of each policy beyond LRU/FIFO/CLOCK (ghost hits,
+//! ARC's `p`, S3-FIFO's move to main, SIEVE's hand, ...), and a property
+//! test that every built-in policy keeps the container's invariants.
+
+use std::collections::HashMap;
+
+use cachescope_core::cache::{Cache, Outcome};
+use cachescope_core::policy::{
+    Access, Arc, Belady, EvictionPolicy, Gdsf, GpuCost, Lfu, Lirs, PolicyKind, Request, S3Fifo, Sieve, TwoQ, WTinyLfu,
+};
+use proptest::prelude::*;
+
+fn req(key: u64, size: u64) -> Request {
+    Request::new(key, size)
+}
+
+/// Runs unit-size `keys` and returns the keys evicted, in order.
+fn evictions<P: EvictionPolicy>(cache: &mut Cache<P>, keys: &[u64]) -> Vec<u64> {
+    let mut out = Vec::new();
+    for &k in keys {
+        cache.access_with(&req(k, 1), |e| out.push(e.key));
+    }
+    out
+}
+
+fn slot_of<P: EvictionPolicy>(cache: &Cache<P>, key: u64) -> u32 {
+    // Unit-size tests: never more slots than the capacity.
+    let slots = cache.config().capacity.min(100_000) as u32;
+    (0..slots).find(|&s| cache.contains(key) && cache.key_of(s) == key).expect("resident")
+}
+
+#[test]
+fn sieve_hand_skips_visited_and_stays_in_place() {
+    let mut c = Cache::new(3, Sieve::default()).unwrap();
+    // 1 is visited: the hand clears it and evicts 2; the hand then points at
+    // 3 (the next newer), and 1 was not moved.
+    assert_eq!(evictions(&mut c, &[1, 2, 3, 1, 4]), vec![2]);
+    assert_eq!(c.policy().hand().map(|s| c.key_of(s)), Some(3));
+    // 3 is unvisited: evicted next, though 1 is older.
+    assert_eq!(evictions(&mut c, &[5]), vec![3]);
+    // The victim 3's newer neighbour is 4: the hand moves there.
+    assert_eq!(c.policy().hand().map(|s| c.key_of(s)), Some(4));
+    // Evicting the head (newest) restarts the hand at the tail.
+    let mut c = Cache::new(2, Sieve::default()).unwrap();
+    assert_eq!(evictions(&mut c, &[1, 2, 1, 3]), vec![2]);
+    assert_eq!(c.policy().hand(), None);
+}
+
+#[test]
+fn lfu_evicts_lowest_frequency_oldest_entry_first() {
+    let mut c = Cache::new(3, Lfu::default()).unwrap();
+    // 1: freq 3, 2: freq 2 (entered freq 2 before 3 did), 3: freq 2.
+    assert_eq!(evictions(&mut c, &[1, 2, 3, 1, 2, 3, 1]), Vec::<u64>::new());
+    assert_eq!(evictions(&mut c, &[4]), vec![2]);
+    // 4 has freq 1: it goes before 3.
+    assert_eq!(evictions(&mut c, &[5]), vec![4]);
+    assert_eq!(c.policy().freq(slot_of(&c, 1)), Some(3));
+}
+
+#[test]
+fn arc_ghost_hits_move_p_and_promote_to_t2() {
+    let mut c = Cache::new(4, Arc::default()).unwrap();
+    // 1 is hit: T2 = {1}, T1 = {2, 3, 4}.
+    evictions(&mut c, &[1, 2, 1, 3, 4]);
+    assert_eq!(c.policy().list_bytes(), (3, 1, 0, 0));
+    // A miss with T1 > p = 0: T1's LRU (2) goes to the ghost list B1.
+    assert_eq!(evictions(&mut c, &[5]), vec![2]);
+    assert_eq!(c.policy().list_bytes(), (3, 1, 1, 0));
+    // A ghost hit in B1 grows p by max(|B2|/|B1|, 1) = 1 and enters T2.
+    assert_eq!(evictions(&mut c, &[2]), vec![3]);
+    assert_eq!(c.policy().p(), 1.0);
+    assert!(c.policy().in_t2(slot_of(&c, 2)));
+    // A hit in T1 moves to T2; now T1 = p = 1, so REPLACE takes T2's LRU (1).
+    evictions(&mut c, &[5]);
+    assert_eq!(c.policy().list_bytes(), (1, 3, 1, 0));
+    assert_eq!(evictions(&mut c, &[6]), vec![1]);
+    assert_eq!(c.policy().list_bytes().3, 1, "1 is a ghost in B2");
+    // A ghost hit in B2 shrinks p by max(|B1|/|B2|, 1) = 1.
+    evictions(&mut c, &[1]);
+    assert_eq!(c.policy().p(), 0.0);
+    assert!(c.policy().in_t2(slot_of(&c, 1)));
+    c.check_invariants().unwrap();
+}
+
+#[test]
+fn twoq_promotes_only_through_its_ghost() {
+    let mut c = Cache::new(8, TwoQ::default()).unwrap();
+    // Ain quota trunc(0.25 x 8) = 2; hits in Ain change nothing.
+    evictions(&mut c, &[1, 2, 1, 1]);
+    assert!(!c.policy().in_am(slot_of(&c, 1)));
+    // Ain over quota: its oldest (1) leaves a ghost in Aout.
+    let ev = evictions(&mut c, &[3, 4, 5, 6, 7, 8, 9]);
+    assert_eq!(ev[0], 1);
+    assert!(c.policy().in_aout(1));
+    // The ghost hit goes to Am.
+    evictions(&mut c, &[1]);
+    assert!(c.policy().in_am(slot_of(&c, 1)) && !c.policy().in_aout(1));
+    // Objects above Ain's quota are never cached.
+    assert_eq!(c.access(&req(100, 3)), Outcome::Rejected);
+}
+
+#[test]
+fn s3fifo_moves_twice_hit_objects_to_main_and_ghosts_the_rest() {
+    let mut c = Cache::new(20, S3Fifo::default()).unwrap();
+    // S = 2, M = 18. Fill small (2) and, before the first eviction, main.
+    for k in 0..20 {
+        c.access(&req(k, 1));
+    }
+    // 20 evicts: main (18 > M? no), small is not empty: evict-small.
+    // Small holds 0 and 1 (the rest went to main once small was full).
+    c.access(&req(0, 1));
+    c.access(&req(0, 1)); // freq 2: moves to main on its eviction
+    let mut out = vec![];
+    c.access_with(&req(20, 1), |e| out.push(e.key));
+    assert!(c.policy().in_main(slot_of(&c, 0)), "freq >= 2 moved to main");
+    assert_eq!(out, vec![1], "freq < 2 evicted");
+    assert!(c.policy().in_ghost(1));
+    // Its return finds the ghost and goes straight to main.
+    let mut out2 = vec![];
+    c.access_with(&req(1, 1), |e| out2.push(e.key));
+    assert!(c.policy().in_main(slot_of(&c, 1)));
+    assert!(!c.policy().in_ghost(1));
+    c.check_invariants().unwrap();
+}
+
+#[test]
+fn s3fifo_object_the_size_of_small_evicts_but_is_not_stored() {
+    let mut c = Cache::new(100, S3Fifo::default()).unwrap();
+    for k in 0..20 {
+        c.access(&req(k, 5));
+    }
+    assert_eq!(c.occupied(), 100);
+    let mut out = vec![];
+    assert_eq!(c.access_with(&req(99, 10), |e| out.push(e.key)), Outcome::Rejected);
+    assert_eq!(out.len(), 2, "size == S: evicts until it would fit, then is dropped");
+    assert_eq!(c.occupied(), 90);
+    assert_eq!(c.access(&req(98, 11)), Outcome::Rejected, "size > S: dropped without evicting");
+}
+
+#[test]
+fn belady_evicts_the_farthest_next_use() {
+    let mut c = Cache::new(2, Belady::default()).unwrap();
+    let at = |key, next| Request { next_access: next, ..req(key, 1) };
+    c.access(&at(1, 10));
+    c.access(&at(2, 5));
+    let mut out = vec![];
+    c.access_with(&at(3, 7), |e| out.push(e.key));
+    assert_eq!(out, vec![1]);
+    c.access_with(&at(4, Request::NEVER), |e| out.push(e.key));
+    assert_eq!(out, vec![1, 3]);
+}
+
+#[test]
+fn gdsf_prefers_to_keep_small_and_frequent_objects() {
+    let mut c = Cache::new(100, Gdsf::default()).unwrap();
+    c.access(&req(1, 50));
+    c.access(&req(2, 10));
+    c.access(&req(3, 40));
+    let mut out = vec![];
+    c.access_with(&req(4, 10), |e| out.push(e.key));
+    assert_eq!(out, vec![1], "largest object has the lowest freq/size");
+    // Frequency counts: 3 hit twice outranks the new small 5.
+    c.access(&req(3, 40));
+    c.access(&req(3, 40));
+    c.access_with(&req(5, 40), |e| out.push(e.key));
+    assert!(c.contains(3));
+    assert!(c.policy().inflation() > 0.0);
+}
+
+#[test]
+fn wtinylfu_admits_window_victims_by_frequency() {
+    let mut c = Cache::new(200, WTinyLfu::default()).unwrap();
+    // Window is trunc(0.01 x 200) = 2: larger objects are never cached.
+    assert_eq!(c.access(&req(1, 3)), Outcome::Rejected);
+    // Make 0..100 popular, then scan 1000.. once: the scan cannot push the
+    // popular keys out of main (their estimate is higher).
+    for _ in 0..5 {
+        for k in 0..100 {
+            c.access(&req(k, 1));
+        }
+    }
+    for k in 1000..1400 {
+        c.access(&req(k, 1));
+    }
+    let kept = (0..100).filter(|&k| c.contains(k)).count();
+    assert!(kept >= 85, "scan flushed popular keys: {kept} kept");
+    c.check_invariants().unwrap();
+}
+
+#[test]
+fn lirs_keeps_a_loop_slightly_larger_than_the_cache() {
+    let mut lirs = Cache::new(100, Lirs::default()).unwrap();
+    let mut lru = Cache::new(100, PolicyKind::Lru.build()).unwrap();
+    for _ in 0..20 {
+        for k in 0..110 {
+            lirs.access(&req(k, 1));
+            lru.access(&req(k, 1));
+        }
+    }
+    assert_eq!(lru.stats().hits, 0, "LRU misses every request of a loop larger than the cache");
+    assert!(lirs.stats().hits > 1500, "LIRS keeps most of the loop: {} hits", lirs.stats().hits);
+    let lir = (0..110).filter(|&k| lirs.contains(k)).filter(|&k| lirs.policy().is_lir(slot_of(&lirs, k))).count();
+    assert!(lir >= 90);
+}
+
+#[test]
+fn gpu_cost_prefers_evicting_clean_buffers() {
+    let mut c = Cache::new(3, GpuCost::default()).unwrap();
+    c.access(&Request { access: Access::Write, ..req(1, 1) });
+    c.access(&req(2, 1));
+    c.access(&req(3, 1));
+    let mut out = vec![];
+    c.access_with(&req(4, 1), |e| out.push((e.key, e.dirty)));
+    assert_eq!(out.len(), 1);
+    assert!(!out[0].1, "a dirty buffer was evicted while clean ones were resident");
+}
+
+#[test]
+fn policy_menu_is_complete() {
+    let names: Vec<_> = PolicyKind::ALL.iter().map(|k| k.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "lru",
+            "fifo",
+            "clock",
+            "sieve",
+            "lfu",
+            "arc",
+            "twoq",
+            "s3fifo",
+            "belady",
+            "wtinylfu",
+            "lirs",
+            "gdsf",
+            "gpu_cost",
+            "belady_cost"
+        ]
+    );
+    for &k in PolicyKind::ALL {
+        assert_eq!(k.build().name(), k.name());
+        assert!(!k.description().is_empty());
+    }
+    let exact: Vec<_> = PolicyKind::ALL.iter().filter(|k| k.matches_libcachesim_exactly()).map(|k| k.name()).collect();
+    assert_eq!(exact, ["lru", "fifo", "clock", "sieve", "lfu", "arc", "twoq", "s3fifo", "belady"]);
+}
+
+// ---------------------------------------------------------------------------
+// Container invariants under every policy.
+
+#[derive(Debug, Clone)]
+enum Op {
+    Access { key: u64, size: u64, access: u8 },
+    Remove { key: u64 },
+}
+
+fn ops() -> impl Strategy<Value = (u64, Vec<Op>)> {
+    let op = prop_oneof![
+        8 => (0u64..40, 1u64..24, 0u8..3).prop_map(|(key, size, access)| Op::Access { key, size, access }),
+        1 => (0u64..40).prop_map(|key| Op::Remove { key }),
+    ];
+    (1u64..80, prop::collection::vec(op, 1..300))
+}
+
+fn check_invariants(kind: PolicyKind, cap: u64, ops: &[Op]) {
+    // Next access per request, by a reverse pass (removals are not requests).
+    let mut next_of = vec![Request::NEVER; ops.len()];
+    let mut seen: HashMap<u64, u64> = HashMap::new();
+    let mut idx = ops.iter().filter(|o| matches!(o, Op::Access { .. })).count() as u64;
+    for (i, op) in ops.iter().enumerate().rev() {
+        if let Op::Access { key, .. } = op {
+            idx -= 1;
+            next_of[i] = seen.insert(*key, idx).unwrap_or(Request::NEVER);
+        }
+    }
+    let mut c = Cache::new(cap, kind.build()).unwrap();
+    let mut sizes: HashMap<u64, u64> = HashMap::new();
+    let mut evicted = 0u64;
+    let mut removed = 0u64;
+    for (i, op) in ops.iter().enumerate() {
+        match *op {
+            Op::Access { key, size, access } => {
+                // A key keeps one size, as in a real trace.
+                let size = *sizes.entry(key).or_insert(size);
+                let access = [Access::Read, Access::Write, Access::ReadWrite][access as usize];
+                let r = Request { next_access: next_of[i], access, ..req(key, size) };
+                let was_resident = c.contains(key);
+                let outcome = c.access_with(&r, |_| evicted += 1);
+                assert_eq!(outcome.is_hit(), was_resident, "{kind}: hit iff resident");
+            }
+            Op::Remove { key } => {
+                if c.remove(key).is_some() {
+                    removed += 1;
+                }
+            }
+        }
+        assert!(c.occupied() <= cap, "{kind}: occupied {} > capacity {cap}", c.occupied());
+        if let Err(e) = c.check_invariants() {
+            panic!("{kind} after op {i}: {e}");
+        }
+    }
+    let s = c.stats();
+    assert_eq!(
+        s.insertions,
+        s.resident_entries + evicted + removed,
+        "{kind}: insertions = resident + evicted + removed"
+    );
+    // Every resident key can still be evicted: fill with fresh keys.
+    let before = c.len();
+    let mut flushed = 0u64;
+    for k in 1000..1000 + 4 * cap {
+        c.access_with(&req(k, 1), |_| flushed += 1);
+    }
+    assert!(flushed > 0 || before == 0 || c.len() >= before, "{kind}: nothing evicted");
+    c.check_invariants().unwrap();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, rng_seed: proptest::test_runner::RngSeed::Fixed(0xc0ffee), ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_policy_keeps_the_container_invariants((cap, ops) in ops()) {
+        for &kind in PolicyKind::ALL {
+            check_invariants(kind, cap, &ops);
+        }
+    }
+}
