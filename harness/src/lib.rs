@@ -5,5 +5,9 @@
 //! `selfcheck` job; the trace readers, the simulator, the GPU replayer and
 //! `compare` join here as their issues land (see ARCHITECTURE.md).
 
+pub mod error;
+pub mod results;
 pub mod selfcheck;
+pub mod sim;
+pub mod trace;
 pub mod workload;

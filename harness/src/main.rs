@@ -1,11 +1,17 @@
 //! The `cachescope` command. Parses arguments, runs the job, and prints
 //! errors with their causes; the work lives in the library.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use cachescope_core::policy::PolicyKind;
+use cachescope_harness::results::{ResultsFile, SCHEMA_VERSION, ToolInfo, write_json_atomic};
 use cachescope_harness::selfcheck::{self, SelfcheckConfig};
-use clap::{Parser, Subcommand};
+use cachescope_harness::sim::{self, RunResult, SimConfig, SizeSpec, Warmup};
+use cachescope_harness::trace::{DecodedTrace, LoadOptions, TraceFormat};
+use clap::{Args, Parser, Subcommand};
 
 /// Benchmark and observability harness for GPU cache policies.
 #[derive(Debug, Parser)]
@@ -19,43 +25,252 @@ struct Cli {
 enum Command {
     /// Drive every cache of the core on a small seeded workload, check its
     /// invariants and print its counters (the default job).
-    Selfcheck {
-        /// Seed of the synthetic workload.
-        #[arg(long, default_value_t = SelfcheckConfig::default().seed)]
-        seed: u64,
-        /// Requests to replay.
-        #[arg(long, default_value_t = SelfcheckConfig::default().requests)]
-        requests: usize,
-        /// Distinct keys.
-        #[arg(long, default_value_t = SelfcheckConfig::default().keys)]
-        keys: usize,
-        /// Zipf skew of key popularity.
-        #[arg(long, default_value_t = SelfcheckConfig::default().alpha)]
-        alpha: f64,
-        /// Also write the report as JSON to this file.
-        #[arg(long)]
-        json: Option<PathBuf>,
-    },
+    Selfcheck(SelfcheckArgs),
+    /// Replay a trace through policies x capacities on the CPU, exactly.
+    Sim(SimArgs),
+    /// List the eviction policies, a line each.
+    Policies,
+}
+
+#[derive(Debug, Args)]
+struct SelfcheckArgs {
+    /// Seed of the synthetic workload.
+    #[arg(long, default_value_t = SelfcheckConfig::default().seed)]
+    seed: u64,
+    /// Requests to replay.
+    #[arg(long, default_value_t = SelfcheckConfig::default().requests)]
+    requests: usize,
+    /// Distinct keys.
+    #[arg(long, default_value_t = SelfcheckConfig::default().keys)]
+    keys: usize,
+    /// Zipf skew of key popularity.
+    #[arg(long, default_value_t = SelfcheckConfig::default().alpha)]
+    alpha: f64,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct SimArgs {
+    /// Trace file (CSV, oracleGeneral, dispatch JSONL.gz, native) or a
+    /// workload spec (.toml).
+    #[arg(long)]
+    trace: PathBuf,
+    /// Trace format (detected from the file when absent).
+    #[arg(long)]
+    format: Option<String>,
+    /// Policies, comma-separated, or `all` (`cachescope policies` lists them).
+    #[arg(long, default_value = "all")]
+    policy: String,
+    /// Capacities, comma-separated: `1%` of unique bytes (keys with
+    /// --objects), `10%peak` of a dispatch trace's peak live bytes, or
+    /// absolute (`4096`, `64MiB`).
+    #[arg(long, default_value = "0.1%,1%,10%")]
+    size: String,
+    /// Object cache: every object has size 1.
+    #[arg(long)]
+    objects: bool,
+    /// Dispatch traces: one request per dispatch (key = pipeline).
+    #[arg(long)]
+    pipelines: bool,
+    /// The GPU model: frees, uploads on miss (not for write-only), readbacks
+    /// of dirty evictions.
+    #[arg(long)]
+    gpu: bool,
+    /// Leave the first N requests (or P%) out of the counts.
+    #[arg(long)]
+    warmup: Option<String>,
+    /// Stop after this many requests.
+    #[arg(long)]
+    limit: Option<u64>,
+    /// Worker threads (default: all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Also compute the exact LRU miss-ratio curve in one pass (stack
+    /// distances); with a rate in (0, 1), SHARDS-sampled.
+    #[arg(long, value_name = "RATE", num_args = 0..=1, default_missing_value = "1")]
+    mrc: Option<f64>,
+    /// Write results (JSON) here; rewritten after every finished run.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// No table, no progress.
+    #[arg(long)]
+    quiet: bool,
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let command = cli.command.unwrap_or(Command::Selfcheck {
+    let command = cli.command.unwrap_or(Command::Selfcheck(SelfcheckArgs {
         seed: SelfcheckConfig::default().seed,
         requests: SelfcheckConfig::default().requests,
         keys: SelfcheckConfig::default().keys,
         alpha: SelfcheckConfig::default().alpha,
         json: None,
-    });
+    }));
     match command {
-        Command::Selfcheck { seed, requests, keys, alpha, json } => {
-            let report = selfcheck::run(SelfcheckConfig { seed, requests, keys, alpha })?;
+        Command::Selfcheck(a) => {
+            let config = SelfcheckConfig { seed: a.seed, requests: a.requests, keys: a.keys, alpha: a.alpha };
+            let report = selfcheck::run(config)?;
             print!("{}", selfcheck::render(&report));
-            if let Some(path) = json {
-                let text = serde_json::to_string_pretty(&report)?;
-                std::fs::write(&path, text).with_context(|| format!("writing `{}`", path.display()))?;
+            if let Some(path) = a.json {
+                write_json_atomic(&path, &report)?;
             }
+        }
+        Command::Sim(a) => run_sim(a)?,
+        Command::Policies => {
+            for &p in PolicyKind::ALL {
+                let exact = if p.matches_libcachesim_exactly() { "exact" } else { "     " };
+                println!("{:<12} {exact}  {}", p.name(), p.description());
+            }
+            println!("\n`exact`: hits, misses and missed bytes equal libCacheSim 0.3.5's (tested).");
         }
     }
     Ok(())
+}
+
+fn parse_policies(s: &str) -> Result<Vec<PolicyKind>> {
+    if s.trim() == "all" {
+        return Ok(PolicyKind::ALL.to_vec());
+    }
+    s.split(',').map(|p| p.trim().parse::<PolicyKind>().map_err(anyhow::Error::from)).collect()
+}
+
+fn run_sim(a: SimArgs) -> Result<()> {
+    let policies = parse_policies(&a.policy).context("--policy")?;
+    let sizes: Vec<SizeSpec> =
+        a.size.split(',').map(|s| s.parse()).collect::<Result<_, String>>().map_err(anyhow::Error::msg)?;
+    let warmup: Warmup = match &a.warmup {
+        Some(w) => w.parse().map_err(anyhow::Error::msg)?,
+        None => Warmup::None,
+    };
+    let format = a.format.as_deref().map(str::parse::<TraceFormat>).transpose()?;
+    if let Some(rate) = a.mrc
+        && !(rate > 0.0 && rate <= 1.0)
+    {
+        bail!("--mrc: the sampling rate must be in (0, 1], got {rate}");
+    }
+    let options = LoadOptions { objects: a.objects, pipelines: a.pipelines, gpu: a.gpu, limit: a.limit };
+    let loaded = std::time::Instant::now();
+    let trace = DecodedTrace::load(&a.trace, format, options)
+        .with_context(|| format!("loading trace `{}`", a.trace.display()))?;
+    let load_seconds = loaded.elapsed().as_secs_f64();
+    let config = SimConfig { policies, sizes, objects: a.objects, gpu: a.gpu, warmup, threads: a.threads };
+    let total_runs = config.policies.len() * config.sizes.len();
+    let show_progress = !a.quiet && std::io::stderr().is_terminal();
+
+    let mut results = ResultsFile {
+        schema_version: SCHEMA_VERSION,
+        kind: "sim".into(),
+        tool: ToolInfo::current(),
+        trace: serde_json::to_value(&trace.identity)?,
+        config: serde_json::to_value(&config)?,
+        runs: Vec::new(),
+        extra: serde_json::Map::new(),
+    };
+    results.extra.insert("load_seconds".into(), load_seconds.into());
+    if let Some(p) = trace.peak_live_bytes {
+        results.extra.insert("peak_live_bytes".into(), p.into());
+    }
+    results.extra.insert("unique_bytes".into(), trace.unique_bytes.into());
+    results.extra.insert("unique_keys".into(), trace.unique_keys.into());
+
+    // Every finished run is saved at once: an interrupted sweep keeps them.
+    let shared = Mutex::new((results, None::<anyhow::Error>));
+    let on_done = |run: &RunResult| {
+        let mut guard = shared.lock().unwrap_or_else(|e| e.into_inner());
+        let (file, err) = &mut *guard;
+        file.runs.push(run.clone());
+        if let Some(out) = &a.out
+            && err.is_none()
+            && let Err(e) = write_json_atomic(out, file)
+        {
+            *err = Some(e);
+        }
+        if show_progress {
+            eprint!("\r{} of {total_runs} runs done ({} {})   ", file.runs.len(), run.policy, run.size);
+        }
+    };
+    let runs = sim::simulate(&trace, &config, &on_done).map_err(anyhow::Error::msg)?;
+    if show_progress {
+        eprintln!();
+    }
+    let (mut results, write_error) = shared.into_inner().unwrap_or_else(|e| e.into_inner());
+    if let Some(e) = write_error {
+        return Err(e);
+    }
+    results.runs = runs;
+    if let Some(rate) = a.mrc {
+        results.extra.insert("lru_mrc".into(), lru_curve(&trace, &config, rate));
+    }
+    if let Some(out) = &a.out {
+        write_json_atomic(out, &results)?;
+    }
+    if !a.quiet {
+        print!("{}", render_table(&trace, &results.runs, config.gpu));
+        if let Some(out) = &a.out {
+            println!("results: {}", out.display());
+        }
+    }
+    Ok(())
+}
+
+/// The LRU miss-ratio curve at the configured sizes and at 32 log-spaced
+/// capacities, with whether each point is exact.
+fn lru_curve(trace: &DecodedTrace, config: &SimConfig, rate: f64) -> serde_json::Value {
+    let reqs = trace.dense_ids.iter().zip(&trace.sizes).map(|(&k, &s)| (u64::from(k), s));
+    let curve = if rate >= 1.0 { sim::mrc::LruCurve::exact(reqs) } else { sim::mrc::LruCurve::sampled(reqs, rate) };
+    let base = if config.objects { trace.unique_keys } else { trace.unique_bytes }.max(1);
+    let mut caps: Vec<u64> = config.sizes.iter().filter_map(|&s| sim::resolve_capacity(s, trace, config.objects).ok()).collect();
+    caps.extend((0..32).map(|i| ((base as f64) * 10f64.powf(-4.0 + 4.0 * f64::from(i) / 31.0)).max(1.0) as u64));
+    caps.sort_unstable();
+    caps.dedup();
+    let points: Vec<serde_json::Value> = caps
+        .iter()
+        .map(|&c| {
+            let p = curve.at(c);
+            serde_json::json!({"capacity": c, "hits": p.hits, "miss_ratio": p.miss_ratio,
+                "byte_miss_ratio": p.byte_miss_ratio, "exact": curve.exact_for(c)})
+        })
+        .collect();
+    serde_json::json!({"sample_rate": curve.sample_rate, "sampled_objects": curve.objects,
+        "sampled_requests": curve.requests, "points": points})
+}
+
+fn render_table(trace: &DecodedTrace, runs: &[RunResult], gpu: bool) -> String {
+    use std::fmt::Write;
+    let id = &trace.identity;
+    let mut out = format!(
+        "trace {} ({}, {} requests, {} keys, {} unique bytes)\n\n",
+        id.path.display(),
+        id.format.name(),
+        id.requests(),
+        trace.unique_keys,
+        trace.unique_bytes
+    );
+    let _ = write!(out, "{:<12} {:>10} {:>14} {:>10} {:>10}", "policy", "size", "capacity", "miss_ratio", "byte_miss");
+    if gpu {
+        let _ = write!(out, " {:>12} {:>12} {:>12}", "upload_GB", "readback_GB", "moved_GB");
+    }
+    let _ = writeln!(out, " {:>9} {:>9}", "seconds", "Mreq/s");
+    for r in runs {
+        let _ = write!(
+            out,
+            "{:<12} {:>10} {:>14} {:>10.4} {:>10.4}",
+            r.policy, r.size, r.capacity, r.miss_ratio, r.byte_miss_ratio
+        );
+        if gpu {
+            let gb = |b: Option<u64>| b.unwrap_or(0) as f64 / 1e9;
+            let _ = write!(
+                out,
+                " {:>12.3} {:>12.3} {:>12.3}",
+                gb(r.upload_bytes),
+                gb(r.readback_bytes),
+                r.moved_bytes() as f64 / 1e9
+            );
+        }
+        let mreq = if r.seconds > 0.0 { r.requests as f64 / r.seconds / 1e6 } else { 0.0 };
+        let _ = writeln!(out, " {:>9.3} {:>9.1}", r.seconds, mreq);
+    }
+    out
 }

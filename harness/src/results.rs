@@ -1,0 +1,105 @@
+//! The results file: versioned JSON that `sim` (and later `replay` and
+//! `bench`) write, the dashboard serves and `compare` judges.
+//!
+//! Written atomically (temp file in the same directory, fsync, rename) and
+//! rewritten after every finished run, so an interrupted sweep leaves a
+//! valid file holding every run that finished.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::sim::RunResult;
+
+/// Bumped when a field changes meaning or disappears (adding one does not).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What produced a results file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolInfo {
+    /// Always `cachescope`.
+    pub name: String,
+    /// Crate version.
+    pub version: String,
+    /// Git revision the binary was built from (`-dirty` when it had changes).
+    pub git_rev: String,
+    /// The exact command line.
+    pub command: Vec<String>,
+    /// Host name, CPU count and OS, to tell machines apart.
+    pub machine: MachineInfo,
+}
+
+/// The machine a result was measured on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MachineInfo {
+    /// Host name.
+    pub hostname: String,
+    /// Logical CPUs available to the process.
+    pub cpus: usize,
+    /// `linux-x86_64` etc.
+    pub os: String,
+}
+
+impl ToolInfo {
+    /// This process.
+    pub fn current() -> Self {
+        ToolInfo {
+            name: "cachescope".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            git_rev: env!("CACHESCOPE_GIT_REV").into(),
+            command: std::env::args().collect(),
+            machine: MachineInfo {
+                hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|s| s.trim().to_string())
+                    .unwrap_or_else(|_| "unknown".into()),
+                cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                os: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
+            },
+        }
+    }
+}
+
+/// A whole results file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResultsFile {
+    /// [`SCHEMA_VERSION`] of the writer.
+    pub schema_version: u32,
+    /// `sim`, `replay`, `bench`.
+    pub kind: String,
+    /// What produced it.
+    pub tool: ToolInfo,
+    /// The trace's identity (path, format, checksum, counts).
+    pub trace: serde_json::Value,
+    /// The configuration of the job.
+    pub config: serde_json::Value,
+    /// One entry per (policy, capacity).
+    pub runs: Vec<RunResult>,
+    /// Extra sections (miss-ratio curves, adapter info), by name.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Writes `value` as pretty JSON to `path` atomically: readers see the old
+/// file or the new one, never a torn one.
+///
+/// # Errors
+/// I/O errors, naming the path.
+pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().with_context(|| format!("`{}` is not a file path", path.display()))?;
+    let tmp = dir.join(format!(".{}.tmp.{}", name.to_string_lossy(), std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        serde_json::to_writer_pretty(&mut f, value)?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        e
+    })
+    .with_context(|| format!("writing results to `{}`", path.display()))
+}

@@ -1,0 +1,396 @@
+//! The CPU simulator: replays one decoded trace through policies x
+//! capacities, in parallel, exactly.
+//!
+//! Every (policy, capacity) pair is one *run*: a fresh [`Cache`] fed the
+//! whole trace. Runs share one [`DecodedTrace`] (decoded once, keys mapped to
+//! dense ids once) and are spread over worker threads that pull the next run
+//! from a shared counter, so a sweep of many runs keeps every core busy
+//! without copying the trace.
+//!
+//! Two models:
+//! * the **request model** (default): every request is a lookup; results are
+//!   comparable with libCacheSim (`semantics.md`);
+//! * the **GPU model** (`gpu`): a dispatch trace as a GPU runtime sees it. A
+//!   `free` removes the buffer (no cost). A miss on a write-only access
+//!   allocates without an upload; any other miss uploads the buffer's bytes.
+//!   Evicting a buffer written since it was loaded costs a readback of its
+//!   bytes; evicting a clean one costs nothing. The GPU replayer implements
+//!   the same model with real copies.
+
+pub mod mrc;
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use cachescope_core::cache::{Cache, CacheConfig, DenseIndex, KeyIndex, Outcome};
+use cachescope_core::policy::{Access, EvictionPolicy, PolicyKind, Request};
+use cachescope_core::stats::CacheStats;
+use serde::{Deserialize, Serialize};
+
+use crate::trace::DecodedTrace;
+
+/// How a capacity is given on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "value")]
+pub enum SizeSpec {
+    /// A fraction of the trace's unique bytes (unique keys for object caches).
+    FractionOfUnique(f64),
+    /// A fraction of the dispatch trace's peak live bytes (`10%peak`).
+    FractionOfPeak(f64),
+    /// Bytes (or objects for an object cache).
+    Absolute(u64),
+}
+
+impl std::str::FromStr for SizeSpec {
+    type Err = String;
+
+    /// `0.1%`, `10%peak`, `4096`, `512KiB`, `64MiB`, `2GiB`, `1GB`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let pct = |num: &str| -> Result<f64, String> {
+            let v: f64 = num.trim().parse().map_err(|_| format!("size `{s}`: `{num}` is not a number"))?;
+            if !(v > 0.0 && v <= 100.0) {
+                return Err(format!("size `{s}`: a percentage must be in (0, 100]"));
+            }
+            Ok(v / 100.0)
+        };
+        if let Some(num) = t.strip_suffix("%peak") {
+            return pct(num).map(SizeSpec::FractionOfPeak);
+        }
+        if let Some(num) = t.strip_suffix('%') {
+            return pct(num).map(SizeSpec::FractionOfUnique);
+        }
+        parse_bytes(t).map(SizeSpec::Absolute).map_err(|e| format!("size `{s}`: {e}"))
+    }
+}
+
+impl std::fmt::Display for SizeSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SizeSpec::FractionOfUnique(x) => write!(f, "{}%", x * 100.0),
+            SizeSpec::FractionOfPeak(x) => write!(f, "{}%peak", x * 100.0),
+            SizeSpec::Absolute(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// Parses `4096`, `512KiB`, `64MiB`, `2GiB`, `1KB`, `1MB`, `1GB` into a count.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("`{t}` is not a whole number with an optional unit"))?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        other => return Err(format!("unknown unit `{other}` (use B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("`{t}` overflows 64 bits"))
+}
+
+/// Leaves the first requests out of the counts (they still warm the cache).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "value")]
+pub enum Warmup {
+    /// Count everything.
+    #[default]
+    None,
+    /// Skip this many requests.
+    Requests(u64),
+    /// Skip this fraction of the requests.
+    Fraction(f64),
+}
+
+impl std::str::FromStr for Warmup {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        if let Some(num) = t.strip_suffix('%') {
+            let v: f64 = num.parse().map_err(|_| format!("warmup `{s}`: `{num}` is not a number"))?;
+            if !(0.0..100.0).contains(&v) {
+                return Err(format!("warmup `{s}`: a percentage must be in [0, 100)"));
+            }
+            return Ok(Warmup::Fraction(v / 100.0));
+        }
+        t.parse().map(Warmup::Requests).map_err(|_| format!("warmup `{s}`: expected N or P%"))
+    }
+}
+
+/// What to simulate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SimConfig {
+    /// Policies, in output order.
+    pub policies: Vec<PolicyKind>,
+    /// Capacities, in output order.
+    pub sizes: Vec<SizeSpec>,
+    /// Object cache: every object has size 1 (the trace must be loaded so).
+    pub objects: bool,
+    /// The GPU model (uploads, readbacks, frees).
+    pub gpu: bool,
+    /// Requests left out of the counts.
+    pub warmup: Warmup,
+    /// Worker threads (0: all cores).
+    pub threads: usize,
+}
+
+/// The counters of one run, in the `runs` array of the results file. Field
+/// names are a contract (scripts depend on them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// Policy name.
+    pub policy: String,
+    /// Capacity in units (bytes, or objects when `objects`).
+    pub capacity: u64,
+    /// How the capacity was asked for (`1%`, `64MiB`, ...).
+    pub size: String,
+    /// Object cache (every object has size 1).
+    pub objects: bool,
+    /// Requests counted (after warm-up).
+    pub requests: u64,
+    /// Requests that hit.
+    pub hits: u64,
+    /// Requests that missed.
+    pub misses: u64,
+    /// Bytes requested.
+    pub requested_bytes: u64,
+    /// Bytes of the requests that missed.
+    pub missed_bytes: u64,
+    /// misses / requests.
+    pub miss_ratio: f64,
+    /// missed bytes / requested bytes.
+    pub byte_miss_ratio: f64,
+    /// Entries evicted (capacity evictions).
+    pub evictions: u64,
+    /// Bytes evicted.
+    pub evicted_bytes: u64,
+    /// GPU model: misses that uploaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploads: Option<u64>,
+    /// GPU model: bytes uploaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_bytes: Option<u64>,
+    /// GPU model: dirty evictions read back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readbacks: Option<u64>,
+    /// GPU model: bytes read back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readback_bytes: Option<u64>,
+    /// Wall time of this run alone, in seconds.
+    pub seconds: f64,
+}
+
+impl RunResult {
+    /// Bytes moved between host and device (GPU model), else 0.
+    pub fn moved_bytes(&self) -> u64 {
+        self.upload_bytes.unwrap_or(0) + self.readback_bytes.unwrap_or(0)
+    }
+}
+
+/// One (policy, capacity) pair to run.
+#[derive(Debug, Clone, Copy)]
+struct Job {
+    policy: PolicyKind,
+    size: SizeSpec,
+    capacity: u64,
+}
+
+/// Resolves sizes against the trace; fails before any run starts if one is
+/// unusable, naming it.
+pub fn resolve_capacity(size: SizeSpec, trace: &DecodedTrace, objects: bool) -> Result<u64, String> {
+    let (name, base, frac) = match size {
+        SizeSpec::Absolute(0) => return Err(format!("size `{size}`: a capacity must be at least 1")),
+        SizeSpec::Absolute(n) => return Ok(n),
+        SizeSpec::FractionOfUnique(f) if objects => ("unique keys", trace.unique_keys, f),
+        SizeSpec::FractionOfUnique(f) => ("unique bytes", trace.unique_bytes, f),
+        SizeSpec::FractionOfPeak(f) => match trace.peak_live_bytes {
+            Some(p) if !objects => ("peak live bytes", p, f),
+            _ => return Err(format!("size `{size}`: `%peak` needs a dispatch trace and a byte cache")),
+        },
+    };
+    let cap = (frac * base as f64).floor() as u64;
+    if cap == 0 {
+        return Err(format!("size `{size}` of {base} {name} rounds down to a capacity of 0"));
+    }
+    Ok(cap)
+}
+
+/// Runs every (policy, size) of `config` over `trace`, in parallel.
+/// `on_done` sees each run as it finishes (for incremental saving and
+/// progress); the returned runs are in config order (policies outer).
+///
+/// # Errors
+/// An unusable size or configuration, before anything runs.
+pub fn simulate(
+    trace: &DecodedTrace,
+    config: &SimConfig,
+    on_done: &(dyn Fn(&RunResult) + Sync),
+) -> Result<Vec<RunResult>, String> {
+    if config.gpu && trace.is_free.is_none() {
+        return Err("the GPU model needs a dispatch trace loaded in GPU mode (frees and access kinds)".into());
+    }
+    let mut jobs = Vec::new();
+    for &policy in &config.policies {
+        for &size in &config.sizes {
+            let capacity = resolve_capacity(size, trace, config.objects)?;
+            jobs.push(Job { policy, size, capacity });
+        }
+    }
+    let warmup = match config.warmup {
+        Warmup::None => 0,
+        Warmup::Requests(n) => n as usize,
+        Warmup::Fraction(f) => (f * trace.keys.len() as f64) as usize,
+    };
+    let threads = match config.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+    .min(jobs.len().max(1));
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<RunResult>>> = Mutex::new(vec![None; jobs.len()]);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(i) else { break };
+                    let run = run_job(trace, job, config, warmup);
+                    on_done(&run);
+                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(run);
+                }
+            });
+        }
+    });
+    Ok(results.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter().flatten().collect())
+}
+
+fn run_job(trace: &DecodedTrace, job: &Job, config: &SimConfig, warmup: usize) -> RunResult {
+    let started = Instant::now();
+    // Capacity >= 1 was checked when resolving. Keys are the trace's dense
+    // ids, so a vector index replaces the hash map.
+    let index = DenseIndex::with_keys(trace.unique_keys as usize);
+    let mut cache = Cache::with_index(CacheConfig::with_capacity(job.capacity), job.policy.build(), index)
+        .expect("capacity checked");
+    let (stats, gpu) =
+        if config.gpu { replay_gpu(&mut cache, trace, warmup) } else { (replay(&mut cache, trace, warmup), None) };
+    let seconds = started.elapsed().as_secs_f64();
+    RunResult {
+        policy: job.policy.name().into(),
+        capacity: job.capacity,
+        size: job.size.to_string(),
+        objects: config.objects,
+        requests: stats.requests,
+        hits: stats.hits,
+        misses: stats.misses,
+        requested_bytes: stats.requested_bytes,
+        missed_bytes: stats.missed_bytes,
+        miss_ratio: stats.miss_ratio(),
+        byte_miss_ratio: stats.byte_miss_ratio(),
+        evictions: stats.evictions,
+        evicted_bytes: stats.evicted_bytes,
+        uploads: gpu.map(|g| g.uploads),
+        upload_bytes: gpu.map(|g| g.upload_bytes),
+        readbacks: gpu.map(|g| g.readbacks),
+        readback_bytes: gpu.map(|g| g.readback_bytes),
+        seconds,
+    }
+}
+
+/// The request model: every request is a lookup.
+fn replay<P: EvictionPolicy, I: KeyIndex>(cache: &mut Cache<P, I>, trace: &DecodedTrace, warmup: usize) -> CacheStats {
+    let mut before = CacheStats::default();
+    for i in 0..trace.keys.len() {
+        if i == warmup && warmup > 0 {
+            before = cache.stats();
+        }
+        let req = Request {
+            key: u64::from(trace.dense_ids[i]),
+            size: trace.sizes[i],
+            next_access: trace.next_access[i],
+            access: Access::Read,
+        };
+        cache.access(&req);
+    }
+    cache.stats().since(&before)
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct GpuCounters {
+    uploads: u64,
+    upload_bytes: u64,
+    readbacks: u64,
+    readback_bytes: u64,
+}
+
+impl GpuCounters {
+    fn since(&self, before: &GpuCounters) -> GpuCounters {
+        GpuCounters {
+            uploads: self.uploads - before.uploads,
+            upload_bytes: self.upload_bytes - before.upload_bytes,
+            readbacks: self.readbacks - before.readbacks,
+            readback_bytes: self.readback_bytes - before.readback_bytes,
+        }
+    }
+}
+
+/// The GPU model (see the module docs). A buffer larger than device memory
+/// cannot be resident: it is uploaded (and, if written, read back) on every
+/// use, which is what a runtime that streams it would pay.
+fn replay_gpu<P: EvictionPolicy, I: KeyIndex>(
+    cache: &mut Cache<P, I>,
+    trace: &DecodedTrace,
+    warmup: usize,
+) -> (CacheStats, Option<GpuCounters>) {
+    let is_free = trace.is_free.as_deref().unwrap_or(&[]);
+    let (mut g, mut g_before, mut before) = (GpuCounters::default(), GpuCounters::default(), CacheStats::default());
+    // (entries, bytes) removed by frees, total and at the warm-up boundary.
+    let (mut freed, mut freed_before) = ((0u64, 0u64), (0u64, 0u64));
+    for i in 0..trace.keys.len() {
+        if i == warmup && warmup > 0 {
+            before = cache.stats();
+            g_before = g;
+            freed_before = freed;
+        }
+        let key = u64::from(trace.dense_ids[i]);
+        if is_free.get(i).copied().unwrap_or(false) {
+            // A freed buffer is dead: its bytes are never needed again.
+            if let Some(e) = cache.remove(key) {
+                freed.0 += 1;
+                freed.1 += e.size;
+            }
+            continue;
+        }
+        let req = Request { key, size: trace.sizes[i], next_access: trace.next_access[i], access: trace.access[i] };
+        let outcome = cache.access_with(&req, |e| {
+            if e.dirty {
+                g.readbacks += 1;
+                g.readback_bytes += e.size;
+            }
+        });
+        if !outcome.is_hit() {
+            if req.access != Access::Write {
+                g.uploads += 1;
+                g.upload_bytes += req.size;
+            }
+            if outcome == Outcome::Rejected && req.access.writes() {
+                // Streamed through: the written bytes go straight back.
+                g.readbacks += 1;
+                g.readback_bytes += req.size;
+            }
+        }
+    }
+    let mut stats = cache.stats().since(&before);
+    // Frees went through `remove`, which the container counts as evictions;
+    // the results count capacity evictions only.
+    stats.evictions -= freed.0 - freed_before.0;
+    stats.evicted_bytes -= freed.1 - freed_before.1;
+    (stats, Some(g.since(&g_before)))
+}

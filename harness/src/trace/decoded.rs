@@ -1,0 +1,347 @@
+//! [`DecodedTrace`]: the one decoded, column-oriented copy of a trace that
+//! the simulator shares across all its policy x capacity runs.
+//!
+//! Decoding happens once: keys are mapped to dense ids `0..unique_keys` in
+//! order of first appearance, and every request's next access is computed
+//! by one reverse pass, whatever the input format (the next-access field of
+//! an oracleGeneral or native file is not trusted). The file's blake3 hash
+//! is computed on a second thread while the first decodes.
+
+use std::path::{Path, PathBuf};
+
+use cachescope_core::policy::{Access, Request};
+use serde::{Deserialize, Serialize};
+
+use super::{EventSource, Flatten, TraceEvent, TraceFormat, TraceReader};
+use crate::error::{Error, Result};
+
+/// How a trace file is turned into requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LoadOptions {
+    /// Object cache: every size becomes 1 (`unique_bytes` then equals
+    /// `unique_keys`).
+    pub objects: bool,
+    /// Flatten a dispatch trace to one request per dispatch (key =
+    /// pipeline, size = 1) instead of one per binding.
+    pub pipelines: bool,
+    /// GPU view: keep the frees of a dispatch trace as events that remove
+    /// the buffer ([`DecodedTrace::is_free`]).
+    pub gpu: bool,
+    /// Stop after this many requests (frees do not count).
+    pub limit: Option<u64>,
+}
+
+impl LoadOptions {
+    /// The flattening these options ask for.
+    pub fn flatten(&self) -> Flatten {
+        if self.pipelines { Flatten::Pipelines } else { Flatten::Buffers }
+    }
+}
+
+/// What trace a result came from: enough to find the same file again and
+/// to know it is the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceIdentity {
+    /// The file as given.
+    pub path: PathBuf,
+    /// Its format.
+    pub format: TraceFormat,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// blake3 of the whole file, hex.
+    pub blake3: String,
+    /// Decoded events: requests plus, in the GPU view, frees (the length of
+    /// every column of [`DecodedTrace`]).
+    pub records: u64,
+    /// Of those, frees (0 unless `options.gpu`).
+    pub frees: u64,
+    /// Size-0 requests skipped (`semantics.md` section 1), including those
+    /// a native file's source had.
+    pub skipped_zero_size: u64,
+    /// How the file was read.
+    pub options: LoadOptions,
+}
+
+impl TraceIdentity {
+    /// Requests (records that are not frees).
+    pub fn requests(&self) -> u64 {
+        self.records - self.frees
+    }
+}
+
+/// A whole trace, decoded once into columns indexed by request index.
+#[derive(Debug, Clone)]
+pub struct DecodedTrace {
+    /// Where it came from.
+    pub identity: TraceIdentity,
+    /// Key of each event.
+    pub keys: Vec<u64>,
+    /// Dense id of each event's key: keys are numbered `0..unique_keys` in
+    /// order of first appearance.
+    pub dense_ids: Vec<u32>,
+    /// Size of each event in bytes (1 with `objects`; a free carries the
+    /// buffer's bytes).
+    pub sizes: Vec<u64>,
+    /// Access kind of each event (`Read` for formats without one and for
+    /// frees).
+    pub access: Vec<Access>,
+    /// Index of the next request for the same key, [`Request::NEVER`] for
+    /// none. A free ends a key's life: the request before it gets `NEVER`,
+    /// and so does the free itself.
+    pub next_access: Vec<u64>,
+    /// In the GPU view (`options.gpu`), which events are frees (a free
+    /// removes the buffer from every cache); `None` otherwise.
+    pub is_free: Option<Vec<bool>>,
+    /// Distinct keys (= the number of dense ids).
+    pub unique_keys: u64,
+    /// Sum over keys of the size of the key's *first* request (1 per key
+    /// with `objects`); the base of capacities given as a percentage.
+    pub unique_bytes: u64,
+    /// For dispatch traces (and native files converted from them): the
+    /// most bytes allocated and not yet freed at any moment, counted from
+    /// the allocs and frees of the file (up to where reading stopped).
+    pub peak_live_bytes: Option<u64>,
+}
+
+/// Column capacity reserved before decoding, whatever a header claims
+/// (reserved, not touched: untouched pages cost no memory).
+const MAX_RESERVE: usize = 1 << 27;
+
+impl DecodedTrace {
+    /// Reads and decodes a whole trace. `format` is detected when `None`.
+    ///
+    /// # Errors
+    /// The file cannot be read, is malformed (the error names the line or
+    /// record and the field), the options do not apply to the format, or it
+    /// has more than 2^32 distinct keys.
+    pub fn load(path: &Path, format: Option<TraceFormat>, options: LoadOptions) -> Result<DecodedTrace> {
+        let bytes = std::fs::metadata(path).map_err(|e| Error::io("stat", path, e))?.len();
+        let reader = TraceReader::open(path, format, options.flatten(), options.gpu)?;
+        let format = reader.format();
+        let (decoded, hash) = std::thread::scope(|s| {
+            let hasher = s.spawn(|| super::io::blake3_file(path));
+            let decoded = Self::decode(reader, options);
+            let hash = hasher.join().unwrap_or_else(|_| Err(Error::config("the hashing thread panicked")));
+            (decoded, hash)
+        });
+        let mut decoded = decoded?;
+        decoded.identity.path = path.to_owned();
+        decoded.identity.format = format;
+        decoded.identity.bytes = bytes;
+        decoded.identity.blake3 = hash?;
+        Ok(decoded)
+    }
+
+    /// Decodes any event source (a reader, a synthetic generator). The
+    /// identity's `path`, `bytes` and `blake3` are left empty for the caller.
+    ///
+    /// # Errors
+    /// The first error the source yields, or more than 2^32 distinct keys.
+    pub fn from_events<S: EventSource>(
+        mut source: S,
+        format: TraceFormat,
+        options: LoadOptions,
+    ) -> Result<DecodedTrace> {
+        let hint = source.len_hint().unwrap_or(0).min(options.limit.unwrap_or(u64::MAX)).min(MAX_RESERVE as u64) as usize;
+        let limit = options.limit.unwrap_or(u64::MAX);
+        let mut keys = Vec::with_capacity(hint);
+        let mut dense_ids = Vec::with_capacity(hint);
+        let mut sizes = Vec::with_capacity(hint);
+        let mut access = Vec::with_capacity(hint);
+        let mut is_free = options.gpu.then(|| Vec::with_capacity(hint));
+        let mut ids = DenseIds::with_capacity(1 << 16);
+        let (mut requests, mut frees, mut unique_bytes) = (0u64, 0u64, 0u64);
+        while requests < limit {
+            let Some(event) = source.next() else { break };
+            let (key, size, acc, free) = match event? {
+                TraceEvent::Request(r) => (r.key, if options.objects { 1 } else { r.size }, r.access, false),
+                TraceEvent::Free(f) if options.gpu => {
+                    (f.key, if options.objects { 1 } else { f.size }, Access::Read, true)
+                }
+                TraceEvent::Free(_) => continue,
+            };
+            let (id, new) = ids.get_or_insert(key)?;
+            if new && !free {
+                unique_bytes += size;
+            }
+            keys.push(key);
+            dense_ids.push(id);
+            sizes.push(size);
+            access.push(acc);
+            if let Some(f) = is_free.as_mut() {
+                f.push(free);
+            }
+            if free { frees += 1 } else { requests += 1 }
+        }
+        let unique_keys = ids.len() as u64;
+        drop(ids);
+        let next_access = next_accesses(&dense_ids, is_free.as_deref(), unique_keys as usize);
+        let identity = TraceIdentity {
+            path: PathBuf::new(),
+            format,
+            bytes: 0,
+            blake3: String::new(),
+            records: keys.len() as u64,
+            frees,
+            skipped_zero_size: source.skipped_zero_size(),
+            options,
+        };
+        Ok(DecodedTrace {
+            identity,
+            keys,
+            dense_ids,
+            sizes,
+            access,
+            next_access,
+            is_free,
+            unique_keys,
+            unique_bytes,
+            peak_live_bytes: source.peak_live_bytes(),
+        })
+    }
+
+    fn decode(reader: TraceReader, options: LoadOptions) -> Result<DecodedTrace> {
+        let format = reader.format();
+        Self::from_events(reader, format, options)
+    }
+
+    /// Number of events (requests plus frees).
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether there are no events.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Whether event `i` is a free.
+    #[inline]
+    pub fn free_at(&self, i: usize) -> bool {
+        self.is_free.as_ref().is_some_and(|f| f[i])
+    }
+
+    /// Event `i` as the policies see it (key, size, next access, access).
+    #[inline]
+    pub fn request(&self, i: usize) -> Request {
+        Request { key: self.keys[i], size: self.sizes[i], next_access: self.next_access[i], access: self.access[i] }
+    }
+}
+
+impl EventSource for TraceReader {
+    fn skipped_zero_size(&self) -> u64 {
+        TraceReader::skipped_zero_size(self)
+    }
+
+    fn peak_live_bytes(&self) -> Option<u64> {
+        TraceReader::peak_live_bytes(self)
+    }
+
+    fn len_hint(&self) -> Option<u64> {
+        TraceReader::len_hint(self)
+    }
+}
+
+/// Maps keys to dense ids `0..n` in order of first appearance.
+///
+/// An open-addressing table (linear probing, Fibonacci hashing, load at
+/// most 1/2) of (key, id) pairs in one array: a lookup touches one cache
+/// line, and lookups of consecutive requests do not depend on each other,
+/// so the CPU overlaps their cache misses. On a 10M-request Zipf trace with
+/// 760k keys this decodes about twice as fast as a general-purpose map.
+#[derive(Debug, Clone)]
+struct DenseIds {
+    slots: Vec<(u64, u32)>,
+    shift: u32,
+    len: u32,
+}
+
+impl DenseIds {
+    const EMPTY: u32 = u32::MAX;
+
+    fn with_capacity(n: usize) -> DenseIds {
+        let buckets = (n.max(8) * 2).next_power_of_two();
+        DenseIds { slots: vec![(0, Self::EMPTY); buckets], shift: 64 - buckets.trailing_zeros(), len: 0 }
+    }
+
+    #[inline]
+    fn bucket(&self, key: u64) -> usize {
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+    }
+
+    /// The key's id, and whether it was new.
+    #[inline]
+    fn get_or_insert(&mut self, key: u64) -> Result<(u32, bool)> {
+        let mask = self.slots.len() - 1;
+        let mut i = self.bucket(key);
+        loop {
+            let (k, id) = self.slots[i];
+            if id == Self::EMPTY {
+                break;
+            }
+            if k == key {
+                return Ok((id, false));
+            }
+            i = (i + 1) & mask;
+        }
+        if self.len == Self::EMPTY - 1 {
+            return Err(Error::config("the trace has more than 2^32 - 1 distinct keys"));
+        }
+        let id = self.len;
+        self.slots[i] = (key, id);
+        self.len += 1;
+        if self.len as usize * 2 > self.slots.len() {
+            self.grow();
+        }
+        Ok((id, true))
+    }
+
+    fn grow(&mut self) {
+        let old = std::mem::take(&mut self.slots);
+        let buckets = old.len() * 2;
+        self.slots = vec![(0, Self::EMPTY); buckets];
+        self.shift = 64 - buckets.trailing_zeros();
+        let mask = buckets - 1;
+        for (key, id) in old.into_iter().filter(|s| s.1 != Self::EMPTY) {
+            let mut i = self.bucket(key);
+            while self.slots[i].1 != Self::EMPTY {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = (key, id);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len as usize
+    }
+}
+
+/// The reverse pass: for each event, the index of the next request for the
+/// same dense id, [`Request::NEVER`] for none; a free resets its key.
+pub fn next_accesses(dense_ids: &[u32], is_free: Option<&[bool]>, unique: usize) -> Vec<u64> {
+    let mut next_seen = vec![Request::NEVER; unique];
+    let mut next = vec![Request::NEVER; dense_ids.len()];
+    for i in (0..dense_ids.len()).rev() {
+        let id = dense_ids[i] as usize;
+        if is_free.is_some_and(|f| f[i]) {
+            next_seen[id] = Request::NEVER;
+        } else {
+            next[i] = next_seen[id];
+            next_seen[id] = i as u64;
+        }
+    }
+    next
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reverse_pass_small() {
+        let ids = [0, 1, 0, 2, 1, 0];
+        assert_eq!(next_accesses(&ids, None, 3), vec![2, 4, 5, u64::MAX, u64::MAX, u64::MAX]);
+        let free = [false, false, true, false, false, false];
+        assert_eq!(next_accesses(&ids, Some(&free), 3), vec![u64::MAX, 4, u64::MAX, u64::MAX, u64::MAX, u64::MAX]);
+    }
+}
