@@ -262,6 +262,15 @@ impl<P: EvictionPolicy + ?Sized> EvictionPolicy for Box<P> {
     }
 }
 
+/// Generic code run on a concrete policy type chosen at run time; see
+/// [`PolicyKind::visit`].
+pub trait PolicyVisitor {
+    /// What the visit returns.
+    type Output;
+    /// Called with a fresh instance of the chosen policy.
+    fn visit<P: EvictionPolicy + 'static>(self, policy: P) -> Self::Output;
+}
+
 /// The closed menu of built-in policies, for users who pick one by name (in
 /// TOML, on the command line). Implement [`EvictionPolicy`] for your own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -318,21 +327,35 @@ impl PolicyKind {
 
     /// A fresh policy instance.
     pub fn build(self) -> Box<dyn EvictionPolicy> {
+        struct Boxed;
+        impl PolicyVisitor for Boxed {
+            type Output = Box<dyn EvictionPolicy>;
+            fn visit<P: EvictionPolicy + 'static>(self, policy: P) -> Self::Output {
+                Box::new(policy)
+            }
+        }
+        self.visit(Boxed)
+    }
+
+    /// Calls `visitor` with a fresh instance of the concrete policy type, so
+    /// generic code (the simulator's request loop) is monomorphised per
+    /// policy instead of going through a virtual call per request.
+    pub fn visit<V: PolicyVisitor>(self, visitor: V) -> V::Output {
         match self {
-            PolicyKind::Lru => Box::new(Lru::default()),
-            PolicyKind::Fifo => Box::new(Fifo::default()),
-            PolicyKind::Clock => Box::new(Clock::default()),
-            PolicyKind::Sieve => Box::new(Sieve::default()),
-            PolicyKind::Lfu => Box::new(Lfu::default()),
-            PolicyKind::Arc => Box::new(Arc::default()),
-            PolicyKind::TwoQ => Box::new(TwoQ::default()),
-            PolicyKind::S3Fifo => Box::new(S3Fifo::default()),
-            PolicyKind::Belady => Box::new(Belady::default()),
-            PolicyKind::WTinyLfu => Box::new(WTinyLfu::default()),
-            PolicyKind::Lirs => Box::new(Lirs::default()),
-            PolicyKind::Gdsf => Box::new(Gdsf::default()),
-            PolicyKind::GpuCost => Box::new(GpuCost::default()),
-            PolicyKind::BeladyCost => Box::new(BeladyCost::default()),
+            PolicyKind::Lru => visitor.visit(Lru::default()),
+            PolicyKind::Fifo => visitor.visit(Fifo::default()),
+            PolicyKind::Clock => visitor.visit(Clock::default()),
+            PolicyKind::Sieve => visitor.visit(Sieve::default()),
+            PolicyKind::Lfu => visitor.visit(Lfu::default()),
+            PolicyKind::Arc => visitor.visit(Arc::default()),
+            PolicyKind::TwoQ => visitor.visit(TwoQ::default()),
+            PolicyKind::S3Fifo => visitor.visit(S3Fifo::default()),
+            PolicyKind::Belady => visitor.visit(Belady::default()),
+            PolicyKind::WTinyLfu => visitor.visit(WTinyLfu::default()),
+            PolicyKind::Lirs => visitor.visit(Lirs::default()),
+            PolicyKind::Gdsf => visitor.visit(Gdsf::default()),
+            PolicyKind::GpuCost => visitor.visit(GpuCost::default()),
+            PolicyKind::BeladyCost => visitor.visit(BeladyCost::default()),
         }
     }
 

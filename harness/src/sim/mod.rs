@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use cachescope_core::cache::{Cache, CacheConfig, DenseIndex, KeyIndex, Outcome};
-use cachescope_core::policy::{Access, EvictionPolicy, PolicyKind, Request};
+use cachescope_core::policy::{Access, EvictionPolicy, PolicyKind, PolicyVisitor, Request};
 use cachescope_core::stats::CacheStats;
 use serde::{Deserialize, Serialize};
 
@@ -274,13 +274,7 @@ pub fn simulate(
 
 fn run_job(trace: &DecodedTrace, job: &Job, config: &SimConfig, warmup: usize) -> RunResult {
     let started = Instant::now();
-    // Capacity >= 1 was checked when resolving. Keys are the trace's dense
-    // ids, so a vector index replaces the hash map.
-    let index = DenseIndex::with_keys(trace.unique_keys as usize);
-    let mut cache = Cache::with_index(CacheConfig::with_capacity(job.capacity), job.policy.build(), index)
-        .expect("capacity checked");
-    let (stats, gpu) =
-        if config.gpu { replay_gpu(&mut cache, trace, warmup) } else { (replay(&mut cache, trace, warmup), None) };
+    let (stats, gpu) = job.policy.visit(Replay { trace, capacity: job.capacity, gpu: config.gpu, warmup });
     let seconds = started.elapsed().as_secs_f64();
     RunResult {
         policy: job.policy.name().into(),
@@ -301,6 +295,32 @@ fn run_job(trace: &DecodedTrace, job: &Job, config: &SimConfig, warmup: usize) -
         readbacks: gpu.map(|g| g.readbacks),
         readback_bytes: gpu.map(|g| g.readback_bytes),
         seconds,
+    }
+}
+
+/// One run, monomorphised for the concrete policy type: no virtual call
+/// per request.
+struct Replay<'a> {
+    trace: &'a DecodedTrace,
+    capacity: u64,
+    gpu: bool,
+    warmup: usize,
+}
+
+impl PolicyVisitor for Replay<'_> {
+    type Output = (CacheStats, Option<GpuCounters>);
+
+    fn visit<P: EvictionPolicy + 'static>(self, policy: P) -> Self::Output {
+        // Capacity >= 1 was checked when resolving. Keys are the trace's
+        // dense ids, so a vector index replaces the hash map.
+        let index = DenseIndex::with_keys(self.trace.unique_keys as usize);
+        let mut cache =
+            Cache::with_index(CacheConfig::with_capacity(self.capacity), policy, index).expect("capacity checked");
+        if self.gpu {
+            replay_gpu(&mut cache, self.trace, self.warmup)
+        } else {
+            (replay(&mut cache, self.trace, self.warmup), None)
+        }
     }
 }
 
