@@ -76,6 +76,11 @@ pub struct LruCurve {
     /// Prefix sums of sizes over `distances`, for byte hit counts.
     #[serde(skip)]
     size_prefix: Vec<u64>,
+    /// SHARDS-adj: requests added to the hits at every capacity (expected
+    /// sampled requests minus the sampled requests; 0 when exact).
+    pub hit_adjustment: i64,
+    /// The request count ratios are taken over (= `requests` when exact).
+    pub expected_requests: u64,
 }
 
 /// Hits and bytes hit at one capacity, read off a curve.
@@ -98,11 +103,28 @@ impl LruCurve {
     }
 
     /// SHARDS: keeps the objects whose key hashes below `rate` (0 < rate <= 1).
+    ///
+    /// With the SHARDS-adj correction: a fixed-rate sample of a skewed trace
+    /// keeps more or fewer requests than `rate` x total (one hot key in or
+    /// out of the sample moves it a lot); the difference is credited to (or
+    /// taken from) the smallest distances, where hot keys' reuses fall.
     pub fn sampled(requests: impl IntoIterator<Item = (u64, u64)>, rate: f64) -> Self {
         let rate = rate.clamp(f64::MIN_POSITIVE, 1.0);
         let threshold = (rate * (1u64 << 24) as f64) as u64;
-        let kept = requests.into_iter().filter(move |&(key, _)| shards_hash(key) % (1 << 24) < threshold);
-        Self::build(kept, rate)
+        let mut total = 0u64;
+        let kept = requests.into_iter().filter(|&(key, _)| {
+            total += 1;
+            shards_hash(key) % (1 << 24) < threshold
+        });
+        let mut curve = Self::build(kept, rate);
+        curve.adjust_to(total);
+        curve
+    }
+
+    fn adjust_to(&mut self, total_requests: u64) {
+        let expected = (total_requests as f64 * self.sample_rate).round() as i64;
+        self.hit_adjustment = expected - self.requests as i64;
+        self.expected_requests = expected.max(1) as u64;
     }
 
     fn build(requests: impl IntoIterator<Item = (u64, u64)>, rate: f64) -> Self {
@@ -142,6 +164,8 @@ impl LruCurve {
             sizes_vary,
             distances,
             size_prefix,
+            hit_adjustment: 0,
+            expected_requests: reqs.len() as u64,
         }
     }
 
@@ -154,9 +178,10 @@ impl LruCurve {
     /// Hits and miss ratios at `capacity` (units).
     pub fn at(&self, capacity: u64) -> CurvePoint {
         let n = self.distances.partition_point(|&(d, _)| d <= capacity);
-        let hits = n as f64;
+        let hits = (n as f64 + self.hit_adjustment as f64).max(0.0);
         let hit_bytes = self.size_prefix[n] as f64;
-        let miss_ratio = if self.requests == 0 { 0.0 } else { 1.0 - hits / self.requests as f64 };
+        let miss_ratio =
+            if self.requests == 0 { 0.0 } else { (1.0 - hits / self.expected_requests as f64).clamp(0.0, 1.0) };
         let byte_miss_ratio =
             if self.requested_bytes == 0 { 0.0 } else { 1.0 - hit_bytes / self.requested_bytes as f64 };
         CurvePoint { capacity, hits: hits / self.sample_rate, miss_ratio, byte_miss_ratio }

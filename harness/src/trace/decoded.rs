@@ -142,7 +142,8 @@ impl DecodedTrace {
         format: TraceFormat,
         options: LoadOptions,
     ) -> Result<DecodedTrace> {
-        let hint = source.len_hint().unwrap_or(0).min(options.limit.unwrap_or(u64::MAX)).min(MAX_RESERVE as u64) as usize;
+        let hint =
+            source.len_hint().unwrap_or(0).min(options.limit.unwrap_or(u64::MAX)).min(MAX_RESERVE as u64) as usize;
         let limit = options.limit.unwrap_or(u64::MAX);
         let mut keys = Vec::with_capacity(hint);
         let mut dense_ids = Vec::with_capacity(hint);
@@ -151,6 +152,22 @@ impl DecodedTrace {
         let mut is_free = options.gpu.then(|| Vec::with_capacity(hint));
         let mut ids = DenseIds::with_capacity(1 << 16);
         let (mut requests, mut frees, mut unique_bytes) = (0u64, 0u64, 0u64);
+        // Keys get their dense ids in batches: first every batch key's
+        // bucket is loaded in a tight loop of independent loads (the CPU
+        // overlaps those cache misses), then the ids are assigned from cache.
+        const BATCH: usize = 1024;
+        let mut assign = |keys: &[u64], sizes: &[u64], is_free: Option<&Vec<bool>>, dense_ids: &mut Vec<u32>| {
+            let from = dense_ids.len();
+            ids.touch(&keys[from..]);
+            for (i, &key) in keys.iter().enumerate().skip(from) {
+                let (id, new) = ids.get_or_insert(key)?;
+                if new && !is_free.is_some_and(|f| f[i]) {
+                    unique_bytes += sizes[i];
+                }
+                dense_ids.push(id);
+            }
+            Ok::<_, Error>(())
+        };
         while requests < limit {
             let Some(event) = source.next() else { break };
             let (key, size, acc, free) = match event? {
@@ -160,19 +177,22 @@ impl DecodedTrace {
                 }
                 TraceEvent::Free(_) => continue,
             };
-            let (id, new) = ids.get_or_insert(key)?;
-            if new && !free {
-                unique_bytes += size;
-            }
             keys.push(key);
-            dense_ids.push(id);
             sizes.push(size);
             access.push(acc);
             if let Some(f) = is_free.as_mut() {
                 f.push(free);
             }
-            if free { frees += 1 } else { requests += 1 }
+            if free {
+                frees += 1
+            } else {
+                requests += 1
+            }
+            if keys.len() - dense_ids.len() == BATCH {
+                assign(&keys, &sizes, is_free.as_ref(), &mut dense_ids)?;
+            }
         }
+        assign(&keys, &sizes, is_free.as_ref(), &mut dense_ids)?;
         let unique_keys = ids.len() as u64;
         drop(ids);
         let next_access = next_accesses(&dense_ids, is_free.as_deref(), unique_keys as usize);
@@ -294,6 +314,17 @@ impl DenseIds {
             self.grow();
         }
         Ok((id, true))
+    }
+
+    /// Loads the bucket of every key, so that the lookups that follow hit
+    /// the cache; independent loads let the CPU overlap the misses.
+    #[inline]
+    fn touch(&self, keys: &[u64]) {
+        let mut acc = 0u32;
+        for &key in keys {
+            acc ^= self.slots[self.bucket(key)].1;
+        }
+        std::hint::black_box(acc);
     }
 
     fn grow(&mut self) {
