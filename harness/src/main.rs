@@ -10,8 +10,12 @@ use cachescope_core::policy::PolicyKind;
 use cachescope_harness::results::{ResultsFile, SCHEMA_VERSION, ToolInfo, write_json_atomic};
 use cachescope_harness::selfcheck::{self, SelfcheckConfig};
 use cachescope_harness::sim::{self, RunResult, SimConfig, SizeSpec, Warmup};
-use cachescope_harness::trace::{DecodedTrace, LoadOptions, TraceFormat};
+use cachescope_harness::trace::{DecodedTrace, LoadOptions, TraceFormat, WorkloadSpec, convert_with, gen_trace};
 use clap::{Args, Parser, Subcommand};
+
+/// The built-in default workload (1M requests, Zipf + scans, log-normal
+/// sizes), found in the checkout the binary was built from.
+const DEFAULT_WORKLOAD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../workloads/default.toml");
 
 /// Benchmark and observability harness for GPU cache policies.
 #[derive(Debug, Parser)]
@@ -24,12 +28,51 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Drive every cache of the core on a small seeded workload, check its
-    /// invariants and print its counters (the default job).
+    /// invariants and print its counters.
     Selfcheck(SelfcheckArgs),
-    /// Replay a trace through policies x capacities on the CPU, exactly.
+    /// Replay a trace through policies x capacities on the CPU, exactly
+    /// (the default job, on the built-in workload).
     Sim(SimArgs),
     /// List the eviction policies, a line each.
     Policies,
+    /// Convert a trace to another format (native by default).
+    Convert(ConvertArgs),
+    /// Write the requests of a workload spec (.toml) to a trace file.
+    Gen(GenArgs),
+}
+
+#[derive(Debug, Args)]
+struct ConvertArgs {
+    /// Input trace.
+    #[arg(long)]
+    trace: PathBuf,
+    /// Input format (detected when absent).
+    #[arg(long)]
+    format: Option<String>,
+    /// Output file.
+    #[arg(long)]
+    out: PathBuf,
+    /// Output format: native, csv, oracle, oracle-zstd.
+    #[arg(long, default_value = "native")]
+    to: String,
+    /// Dispatch traces: one request per dispatch (key = pipeline).
+    #[arg(long)]
+    pipelines: bool,
+    /// Object sizes become 1.
+    #[arg(long)]
+    objects: bool,
+}
+
+#[derive(Debug, Args)]
+struct GenArgs {
+    /// Workload spec (TOML; see workloads/*.toml).
+    spec: PathBuf,
+    /// Output file.
+    #[arg(long)]
+    out: PathBuf,
+    /// Output format: native, csv, oracle, oracle-zstd.
+    #[arg(long, default_value = "native")]
+    to: String,
 }
 
 #[derive(Debug, Args)]
@@ -54,8 +97,8 @@ struct SelfcheckArgs {
 #[derive(Debug, Args)]
 struct SimArgs {
     /// Trace file (CSV, oracleGeneral, dispatch JSONL.gz, native) or a
-    /// workload spec (.toml).
-    #[arg(long)]
+    /// workload spec (.toml). Default: the built-in default workload.
+    #[arg(long, default_value = DEFAULT_WORKLOAD)]
     trace: PathBuf,
     /// Trace format (detected from the file when absent).
     #[arg(long)]
@@ -101,13 +144,11 @@ struct SimArgs {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let command = cli.command.unwrap_or(Command::Selfcheck(SelfcheckArgs {
-        seed: SelfcheckConfig::default().seed,
-        requests: SelfcheckConfig::default().requests,
-        keys: SelfcheckConfig::default().keys,
-        alpha: SelfcheckConfig::default().alpha,
-        json: None,
-    }));
+    // No subcommand: the main job, every policy on the default workload.
+    let command = match cli.command {
+        Some(c) => c,
+        None => Cli::parse_from(["cachescope", "sim"]).command.context("the default job")?,
+    };
     match command {
         Command::Selfcheck(a) => {
             let config = SelfcheckConfig { seed: a.seed, requests: a.requests, keys: a.keys, alpha: a.alpha };
@@ -118,6 +159,30 @@ fn main() -> Result<()> {
             }
         }
         Command::Sim(a) => run_sim(a)?,
+        Command::Convert(a) => {
+            let to: TraceFormat = a.to.parse()?;
+            let format = a.format.as_deref().map(str::parse::<TraceFormat>).transpose()?;
+            // Native keeps the GPU view (frees, access kinds) of a dispatch trace.
+            let gpu = to == TraceFormat::Native && !a.pipelines;
+            let options = LoadOptions { objects: a.objects, pipelines: a.pipelines, gpu, limit: None };
+            let summary = convert_with(&a.trace, format, &a.out, to, options)
+                .with_context(|| format!("converting `{}`", a.trace.display()))?;
+            println!(
+                "{} ({}, {} records) -> {} ({}, {} bytes)",
+                a.trace.display(),
+                summary.input.format.name(),
+                summary.records,
+                summary.output.display(),
+                summary.output_format.name(),
+                summary.output_bytes
+            );
+        }
+        Command::Gen(a) => {
+            let to: TraceFormat = a.to.parse()?;
+            let spec = WorkloadSpec::load(&a.spec)?;
+            let records = gen_trace(&spec, &a.out, to)?;
+            println!("{} -> {} ({}, {records} requests)", a.spec.display(), a.out.display(), to.name());
+        }
         Command::Policies => {
             for &p in PolicyKind::ALL {
                 let exact = if p.matches_libcachesim_exactly() { "exact" } else { "     " };

@@ -80,8 +80,9 @@ pub fn run(config: SelfcheckConfig) -> Result<SelfcheckReport> {
         .context("selfcheck workload")?;
     let unique_bytes = unique_bytes(&reqs);
     let mut rows = Vec::new();
+    let next = next_accesses(&reqs);
     for &kind in PolicyKind::ALL {
-        rows.push(check_cache(kind, unique_bytes / 10, &reqs)?);
+        rows.push(check_cache(kind, unique_bytes / 10, &reqs, &next)?);
     }
     rows.push(check_tiered(unique_bytes, &reqs)?);
     let scratch = tempfile::tempdir().context("creating a scratch directory for the disk stores")?;
@@ -99,11 +100,25 @@ fn unique_bytes(reqs: &[SyntheticRequest]) -> u64 {
     seen.values().sum()
 }
 
-fn check_cache(kind: PolicyKind, capacity: u64, reqs: &[SyntheticRequest]) -> Result<SelfcheckRow> {
+/// Index of each request's next request for the same key (clairvoyant
+/// policies read it), by one reverse pass.
+fn next_accesses(reqs: &[SyntheticRequest]) -> Vec<u64> {
+    let mut seen = std::collections::HashMap::new();
+    let mut next = vec![Request::NEVER; reqs.len()];
+    for (i, r) in reqs.iter().enumerate().rev() {
+        if let Some(j) = seen.insert(r.key, i as u64) {
+            next[i] = j;
+        }
+    }
+    next
+}
+
+fn check_cache(kind: PolicyKind, capacity: u64, reqs: &[SyntheticRequest], next: &[u64]) -> Result<SelfcheckRow> {
     let mut cache = Cache::new(capacity, kind.build())?;
     let mut reported = 0u64;
-    for r in reqs {
-        cache.access_with(&Request::new(r.key, r.size_bytes), |_| reported += 1);
+    for (r, &next_access) in reqs.iter().zip(next) {
+        let req = Request { next_access, ..Request::new(r.key, r.size_bytes) };
+        cache.access_with(&req, |_| reported += 1);
     }
     cache.check_invariants().map_err(anyhow::Error::msg).with_context(|| format!("{kind} cache invariant"))?;
     let stats = cache.stats();
@@ -289,14 +304,14 @@ pub fn render(report: &SelfcheckReport) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<20} {:<7} {:>12} {:>10} {:>10} {:>10} {:>10}  extra",
+        "{:<20} {:<12} {:>12} {:>10} {:>10} {:>10} {:>10}  extra",
         "cache", "policy", "capacity", "requests", "miss_ratio", "byte_miss", "evictions"
     );
     for r in &report.rows {
         let extra: Vec<String> = r.extra.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(
             out,
-            "{:<20} {:<7} {:>12} {:>10} {:>10.4} {:>10.4} {:>10}  {}",
+            "{:<20} {:<12} {:>12} {:>10} {:>10.4} {:>10.4} {:>10}  {}",
             r.cache,
             r.policy,
             r.capacity,
