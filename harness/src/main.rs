@@ -39,6 +39,30 @@ enum Command {
     Convert(ConvertArgs),
     /// Write the requests of a workload spec (.toml) to a trace file.
     Gen(GenArgs),
+    /// Serve past runs (a directory of results files): web page, JSON API,
+    /// plots and /metrics. Runs until stopped (Ctrl-C).
+    Serve(ServeArgs),
+    /// Write the plots of a results file (SVG and PNG) to a directory.
+    Plot(PlotArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Directory of results files.
+    #[arg(long)]
+    results: PathBuf,
+    /// Address to listen on (loopback unless told otherwise).
+    #[arg(long, default_value = cachescope_dashboard::DEFAULT_LISTEN)]
+    listen: std::net::SocketAddr,
+}
+
+#[derive(Debug, Args)]
+struct PlotArgs {
+    /// Results file (JSON) written by `sim`.
+    results: PathBuf,
+    /// Directory for the plots.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -176,6 +200,22 @@ fn main() -> Result<()> {
                 summary.output_format.name(),
                 summary.output_bytes
             );
+        }
+        Command::Serve(a) => {
+            let config = cachescope_dashboard::ServeConfig {
+                results_dir: Some(a.results.clone()),
+                ..cachescope_dashboard::ServeConfig::default()
+            };
+            let server = cachescope_dashboard::serve(a.listen, config)
+                .with_context(|| format!("serving `{}` on {}", a.results.display(), a.listen))?;
+            eprintln!("serving {} at {} (Ctrl-C to stop)", a.results.display(), server.url());
+            server.wait()?;
+        }
+        Command::Plot(a) => {
+            let results = cachescope_dashboard::ResultsFile::read(&a.results, 256 << 20)?;
+            for path in cachescope_dashboard::write_plots(&results, &a.out)? {
+                println!("{}", path.display());
+            }
         }
         Command::Gen(a) => {
             let to: TraceFormat = a.to.parse()?;

@@ -91,6 +91,7 @@ pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> anyhow::Result<
     let name = path.file_name().with_context(|| format!("`{}` is not a file path", path.display()))?;
     let tmp = dir.join(format!(".{}.tmp.{}", name.to_string_lossy(), std::process::id()));
     let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
         let mut f = std::fs::File::create(&tmp)?;
         serde_json::to_writer_pretty(&mut f, value)?;
         f.write_all(b"\n")?;
