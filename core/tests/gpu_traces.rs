@@ -16,8 +16,9 @@
 //! `--nocapture`); it checks the container's invariants and the accounting.
 //! `gpu_cost_moves_fewest_bytes` is the goal for `gpu_cost` (fewer bytes
 //! than every online standard policy, within 20% of the best clairvoyant
-//! reference); it is not met yet, so it is `#[ignore]`d: run it with
-//! `--ignored`. The traces are decompressed with `gzip -dc`
+//! reference). It is met on 5 of the 6 cases; the unmet one (ResNet-50 at
+//! 50%, where S3-FIFO moves 2.6% less) is listed in `KNOWN_UNMET` with a
+//! regression bound, and the test prints it. The traces are decompressed with `gzip -dc`
 //! (no decompression crate in the workspace); if the shared traces are not
 //! on this machine the test says so and passes.
 
@@ -141,9 +142,28 @@ fn standard() -> impl Iterator<Item = PolicyKind> {
         .filter(|k| !matches!(k, PolicyKind::GpuCost | PolicyKind::BeladyCost | PolicyKind::Belady))
 }
 
+/// One unmet part of the gpu_cost goal.
+struct Failure {
+    trace: &'static str,
+    pct: u64,
+    /// gpu_cost / best standard policy (> 1 when a standard policy wins).
+    vs_standard: f64,
+    /// gpu_cost / best clairvoyant reference.
+    vs_clairvoyant: f64,
+    message: String,
+}
+
+/// Goal cases gpu_cost does not meet yet, with the ratio to the best
+/// standard policy it must at least keep (a regression bound, not the goal).
+/// ResNet-50 at 50%: S3-FIFO moves 10.03 GB, gpu_cost 10.29 GB (1.026x);
+/// S3-FIFO keeps the residual-block activations (several accesses each)
+/// through the whole forward/backward pass, and gpu_cost's hot-buffer rule
+/// recovers most but not all of that.
+const KNOWN_UNMET: &[(&str, u64, f64)] = &[("resnet50-train", 50, 1.03)];
+
 /// Replays every policy at 10/25/50% of peak live bytes; returns failures of
 /// the gpu_cost goal and prints the table.
-fn table() -> Vec<String> {
+fn table() -> Vec<Failure> {
     let mut failures = Vec::new();
     for name in ["resnet50-train", "gpt2-decode"] {
         let Some(trace) = load(name) else {
@@ -168,17 +188,35 @@ fn table() -> Vec<String> {
             }
             let get = |kind: PolicyKind| moved.iter().find(|(k, _)| *k == kind).map(|(_, m)| m.total()).unwrap_or(0);
             let ours = get(PolicyKind::GpuCost);
-            for k in standard() {
-                if get(k) < ours {
-                    failures.push(format!("{name} {pct}%: {} moves {} < gpu_cost {ours}", k.name(), get(k)));
-                }
-            }
+            let (best_k, best) = standard().map(|k| (k, get(k))).min_by_key(|&(_, b)| b).unwrap();
+            let vs_standard = ours as f64 / best.max(1) as f64;
             // The better of the two clairvoyant references.
             let reference = get(PolicyKind::Belady).min(get(PolicyKind::BeladyCost)).max(1);
             let ratio = ours as f64 / reference as f64;
             println!("  gpu_cost / best clairvoyant = {ratio:.3}");
+            println!(
+                "summary {name:<15} {pct:>2}%  gpu_cost {:>6.2} GB  best standard {:>6.2} GB ({:<8}) {vs_standard:.3}x  \
+                 clairvoyant {:>6.2} GB {ratio:.3}x",
+                ours as f64 / 1e9,
+                best as f64 / 1e9,
+                best_k.name(),
+                reference as f64 / 1e9,
+            );
+            let mut problems = Vec::new();
+            if best <= ours {
+                problems.push(format!("{} moves {best} <= gpu_cost {ours}", best_k.name()));
+            }
             if ratio > 1.2 {
-                failures.push(format!("{name} {pct}%: gpu_cost is {ratio:.3} x the best clairvoyant reference"));
+                problems.push(format!("gpu_cost is {ratio:.3} x the best clairvoyant reference"));
+            }
+            if !problems.is_empty() {
+                failures.push(Failure {
+                    trace: name,
+                    pct,
+                    vs_standard,
+                    vs_clairvoyant: ratio,
+                    message: format!("{name} {pct}%: {}", problems.join("; ")),
+                });
             }
         }
     }
@@ -189,13 +227,46 @@ fn table() -> Vec<String> {
 fn bytes_moved_table() {
     let failures = table();
     if !failures.is_empty() {
-        println!("\ngpu_cost goal not met ({} cases):\n{}", failures.len(), failures.join("\n"));
+        let lines: Vec<&str> = failures.iter().map(|f| f.message.as_str()).collect();
+        println!("\ngpu_cost goal not met ({} cases):\n{}", failures.len(), lines.join("\n"));
     }
 }
 
+/// The goal, on every case except those in [`KNOWN_UNMET`]: fewer bytes
+/// than every standard policy and within 20% of the best clairvoyant
+/// reference. A known-unmet case must still be within 20% of clairvoyant
+/// and keep its regression bound against the best standard policy; if it
+/// is met, the test says so (remove it from the list).
 #[test]
-#[ignore = "goal not met yet: gpu_cost does not beat every standard policy (see bytes_moved_table)"]
 fn gpu_cost_moves_fewest_bytes() {
     let failures = table();
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let mut unexpected = Vec::new();
+    for f in &failures {
+        match KNOWN_UNMET.iter().find(|(t, p, _)| *t == f.trace && *p == f.pct) {
+            Some(&(_, _, bound)) if f.vs_standard <= bound && f.vs_clairvoyant <= 1.2 => {
+                println!("known unmet (bound {bound}x vs best standard): {}", f.message);
+            }
+            _ => unexpected.push(f.message.as_str()),
+        }
+    }
+    for &(trace, pct, _) in KNOWN_UNMET {
+        if !failures.iter().any(|f| f.trace == trace && f.pct == pct) && Path::new(TRACES).exists() {
+            println!("{trace} {pct}% now meets the goal: remove it from KNOWN_UNMET");
+        }
+    }
+    assert!(unexpected.is_empty(), "{}", unexpected.join("\n"));
+}
+
+/// gpu_cost is deterministic: two replays move exactly the same bytes.
+#[test]
+fn gpu_cost_is_deterministic() {
+    for name in ["resnet50-train", "gpt2-decode"] {
+        let Some(trace) = load(name) else { continue };
+        for pct in [10u64, 25, 50] {
+            let capacity = trace.peak_live_bytes * pct / 100;
+            let a = replay(PolicyKind::GpuCost, capacity, &trace);
+            let b = replay(PolicyKind::GpuCost, capacity, &trace);
+            assert_eq!((a.upload_bytes, a.readback_bytes), (b.upload_bytes, b.readback_bytes), "{name} {pct}%");
+        }
+    }
 }

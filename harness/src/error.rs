@@ -85,6 +85,31 @@ pub enum Error {
         /// What is wrong, in words.
         what: String,
     },
+    /// A benchmark suite (TOML, `cachescope bench`) is malformed or asks for
+    /// something impossible.
+    #[error("bench suite `{}` line {line}: {}{message}", path.display(), field_prefix(field.as_deref()))]
+    Suite {
+        /// The suite file.
+        path: PathBuf,
+        /// 1-based line of the problem (0 when unknown).
+        line: usize,
+        /// The field that is wrong, when known.
+        field: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+    /// Two results files cannot be compared (`cachescope compare` exits 2):
+    /// different traces or schema versions, a missing field, a file that is
+    /// not a results file.
+    #[error("cannot compare `{}` with `{}`: {why}", baseline.display(), current.display())]
+    Incomparable {
+        /// The baseline file.
+        baseline: PathBuf,
+        /// The current file.
+        current: PathBuf,
+        /// Why, in words, naming the field, run or trace.
+        why: String,
+    },
     /// An error from cachescope-core.
     #[error(transparent)]
     Core(#[from] cachescope_core::Error),

@@ -44,6 +44,66 @@ enum Command {
     Serve(ServeArgs),
     /// Write the plots of a results file (SVG and PNG) to a directory.
     Plot(PlotArgs),
+    /// Replay a dispatch trace on a real Vulkan device (wgpu): real uploads,
+    /// readbacks, compiles and kernels per policy, measured in time.
+    Replay(cachescope_harness::gpu::cli::ReplayArgs),
+    /// Compare a results file with a baseline: deterministic figures
+    /// exactly, timings with a bootstrap interval. Exit 0: no regression;
+    /// 1: a regression; 2: the files cannot be compared.
+    Compare(CompareArgs),
+    /// Run a benchmark suite (workloads/bench/*.toml) with repetitions and
+    /// write one results file.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct CompareArgs {
+    /// The baseline results file (e.g. results/baselines/ci.json).
+    baseline: PathBuf,
+    /// The results file to judge.
+    current: PathBuf,
+    /// Smallest slowdown reported: `5%` or `0.05`.
+    #[arg(long, default_value = "5%")]
+    threshold: String,
+    /// Confidence of the bootstrap interval of each time ratio.
+    #[arg(long, default_value_t = 0.99)]
+    confidence: f64,
+    /// Bootstrap resamples (seeded).
+    #[arg(long, default_value_t = cachescope_harness::compare::DEFAULT_RESAMPLES)]
+    resamples: usize,
+    /// Output: text, markdown (a pull-request comment) or json.
+    #[arg(long, default_value = "text")]
+    format: String,
+    /// Also write the current file in Bencher Metric Format here.
+    #[arg(long, value_name = "OUT.json")]
+    bmf: Option<PathBuf>,
+    /// Runs whose costs (misses, missed bytes, uploads, readbacks) only went
+    /// down pass instead of failing.
+    #[arg(long)]
+    allow_improvements: bool,
+    /// `fail`: a confident slowdown fails (exit 1); `report`: shown only
+    /// (CI, where the machine is not the baseline's).
+    #[arg(long, default_value = "fail", value_parser = ["fail", "report"])]
+    timings: String,
+    /// Time judged: `normalized` (on-CPU time / a fixed reference kernel
+    /// timed next to it), `cpu`, `wall`, or `auto`: the first both files allow.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "normalized", "cpu", "wall"])]
+    time: String,
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// The suite (TOML), e.g. workloads/bench/ci.toml.
+    suite: PathBuf,
+    /// Results file to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Repetitions of every run (default: the suite's `repeats`).
+    #[arg(long)]
+    repeats: Option<usize>,
+    /// No table, no progress.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +234,50 @@ fn main() -> Result<()> {
         None => Cli::parse_from(["cachescope", "sim"]).command.context("the default job")?,
     };
     match command {
+        Command::Replay(a) => cachescope_harness::gpu::cli::run_replay(a)?,
+        Command::Compare(a) => {
+            use cachescope_harness::compare::{self, CompareOptions, CompareRequest, TimingMode};
+            let threshold = compare::parse_threshold(&a.threshold).map_err(anyhow::Error::msg);
+            let format = a.format.parse::<compare::Format>().map_err(anyhow::Error::msg);
+            let (threshold, format) = match (threshold, format) {
+                (Ok(t), Ok(f)) => (t, f),
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("error: {e}");
+                    std::process::exit(2);
+                }
+            };
+            let timings = if a.timings == "report" { TimingMode::Report } else { TimingMode::Fail };
+            let options = CompareOptions {
+                threshold,
+                confidence: a.confidence,
+                resamples: a.resamples,
+                allow_improvements: a.allow_improvements,
+                timings,
+                basis: a.time.parse().map_err(anyhow::Error::msg)?,
+            };
+            let request = CompareRequest { baseline: a.baseline, current: a.current, options, format, bmf: a.bmf };
+            std::process::exit(compare::run_cli(&request));
+        }
+        Command::Bench(a) => {
+            use cachescope_harness::bench::{self, BenchOptions, Suite};
+            let suite = Suite::load(&a.suite)?;
+            let test_slowdown = bench::test_slowdown_from_env()?;
+            if let Some(x) = test_slowdown {
+                eprintln!("warning: {}={x}: timings include injected busy work (test-only)", bench::TEST_SLOWDOWN_ENV);
+            }
+            let show = !a.quiet;
+            let results = bench::run(&suite, &BenchOptions { repeats: a.repeats, test_slowdown }, &mut |line| {
+                if show {
+                    eprintln!("{line}");
+                }
+            })
+            .with_context(|| format!("bench suite `{}`", a.suite.display()))?;
+            write_json_atomic(&a.out, &results)?;
+            if show {
+                print!("{}", bench::render(&results));
+                println!("results: {}", a.out.display());
+            }
+        }
         Command::Selfcheck(a) => {
             let config = SelfcheckConfig { seed: a.seed, requests: a.requests, keys: a.keys, alpha: a.alpha };
             let report = selfcheck::run(config)?;
@@ -242,6 +346,8 @@ fn parse_policies(s: &str) -> Result<Vec<PolicyKind>> {
 }
 
 fn run_sim(a: SimArgs) -> Result<()> {
+    // Ctrl-C / SIGTERM: exit once the results write in progress is done.
+    cachescope_harness::results::exit_cleanly_on_signals()?;
     let policies = parse_policies(&a.policy).context("--policy")?;
     let sizes: Vec<SizeSpec> =
         a.size.split(',').map(|s| s.parse()).collect::<Result<_, String>>().map_err(anyhow::Error::msg)?;
@@ -256,11 +362,20 @@ fn run_sim(a: SimArgs) -> Result<()> {
         bail!("--mrc: the sampling rate must be in (0, 1], got {rate}");
     }
     let options = LoadOptions { objects: a.objects, pipelines: a.pipelines, gpu: a.gpu, limit: a.limit };
-    let loaded = std::time::Instant::now();
-    let trace = DecodedTrace::load(&a.trace, format, options)
-        .with_context(|| format!("loading trace `{}`", a.trace.display()))?;
-    let load_seconds = loaded.elapsed().as_secs_f64();
     let config = SimConfig { policies, sizes, objects: a.objects, gpu: a.gpu, warmup, threads: a.threads };
+    let loaded = std::time::Instant::now();
+    // One run with a capacity in units streams the file into the cache (no
+    // decoded copy; the decode time is then part of the run's seconds).
+    let (trace, streamed) = if a.mrc.is_none() && sim::can_stream(&config) {
+        let (summary, run) = sim::simulate_streamed(&a.trace, format, options, &config, &|_| {})
+            .with_context(|| format!("simulating trace `{}`", a.trace.display()))?;
+        (summary, Some(run))
+    } else {
+        let trace = DecodedTrace::load_columns(&a.trace, format, options, sim::columns_for(&config))
+            .with_context(|| format!("loading trace `{}`", a.trace.display()))?;
+        (trace, None)
+    };
+    let load_seconds = if streamed.is_some() { 0.0 } else { loaded.elapsed().as_secs_f64() };
     let total_runs = config.policies.len() * config.sizes.len();
     let show_progress = !a.quiet && std::io::stderr().is_terminal();
 
@@ -274,6 +389,7 @@ fn run_sim(a: SimArgs) -> Result<()> {
         extra: serde_json::Map::new(),
     };
     results.extra.insert("load_seconds".into(), load_seconds.into());
+    results.extra.insert("streamed".into(), streamed.is_some().into());
     if let Some(p) = trace.peak_live_bytes {
         results.extra.insert("peak_live_bytes".into(), p.into());
     }
@@ -296,7 +412,13 @@ fn run_sim(a: SimArgs) -> Result<()> {
             eprint!("\r{} of {total_runs} runs done ({} {})   ", file.runs.len(), run.policy, run.size);
         }
     };
-    let runs = sim::simulate(&trace, &config, &on_done).map_err(anyhow::Error::msg)?;
+    let runs = match streamed {
+        Some(run) => {
+            on_done(&run);
+            vec![run]
+        }
+        None => sim::simulate(&trace, &config, &on_done).map_err(anyhow::Error::msg)?,
+    };
     if show_progress {
         eprintln!();
     }

@@ -7,6 +7,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -87,6 +88,10 @@ pub struct ResultsFile {
 /// I/O errors, naming the path.
 pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
     use anyhow::Context;
+    // Held for the whole write, so a signal that stops the process (see
+    // [`exit_cleanly_on_signals`]) waits for it: no half-written temp file,
+    // and the file on disk holds everything saved so far.
+    let _writing = WRITE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().with_context(|| format!("`{}` is not a file path", path.display()))?;
     let tmp = dir.join(format!(".{}.tmp.{}", name.to_string_lossy(), std::process::id()));
@@ -103,4 +108,42 @@ pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> anyhow::Result<
         e
     })
     .with_context(|| format!("writing results to `{}`", path.display()))
+}
+
+/// Serialises [`write_json_atomic`] calls with the signal thread of
+/// [`exit_cleanly_on_signals`].
+static WRITE_LOCK: Mutex<()> = Mutex::new(());
+
+/// Makes Ctrl-C (SIGINT) and SIGTERM stop the process cleanly: a thread
+/// waits for either, then for any results write in progress to finish
+/// (`write_json_atomic` holds a lock the thread takes), and exits with
+/// 128 + the signal number (130, 143) without starting another write. A
+/// results file written after every finished run (`sim --out`) therefore
+/// holds every run that was saved, as a complete JSON document, and no temp
+/// file is left behind. Call once, early in `main`.
+///
+/// # Errors
+/// The handlers cannot be installed.
+#[cfg(unix)]
+pub fn exit_cleanly_on_signals() -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new().name("cachescope-signals".into()).spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            let _no_more_writes = WRITE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+            let name = if signal == SIGINT { "interrupted (SIGINT)" } else { "terminated (SIGTERM)" };
+            eprintln!("\ncachescope: {name}; results already written are complete");
+            std::process::exit(128 + signal);
+        }
+    })?;
+    Ok(())
+}
+
+/// Elsewhere the default handling stays (writes are still atomic).
+///
+/// # Errors
+/// Never.
+#[cfg(not(unix))]
+pub fn exit_cleanly_on_signals() -> anyhow::Result<()> {
+    Ok(())
 }

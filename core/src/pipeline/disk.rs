@@ -617,7 +617,14 @@ impl PipelineCacheStore for DiskPipelineStore {
             let limit_bytes = self.config.max_blob_bytes;
             return self.reject(&path, RejectReason::TooLarge { size_bytes: size, limit_bytes });
         }
-        self.install(&path, &digest, key.feature_flags, &bytes)?;
+        if let Err(err) = self.install(&path, &digest, key.feature_flags, &bytes) {
+            // A put that could not be written (a full disk, an I/O error)
+            // drops the older entry too, as a rejected put does: the caller
+            // has moved on from it. Best effort: the write error is the one
+            // to report.
+            let _ = self.remove_blob(&path, EvictionReason::Removed);
+            return Err(err);
+        }
         self.counters.put();
         Ok(PutOutcome::Stored { evicted: None })
     }

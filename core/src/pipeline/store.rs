@@ -20,7 +20,9 @@ use crate::stats::EvictionReason;
 ///   stale state is a miss or an error, never data.
 /// * After `put(k, v)` returns, `get(k)` never returns bytes of an earlier
 ///   put, even when `v` was rejected: a rejected put drops the old entry too
-///   (the seeds' rule), because the caller has moved on from it.
+///   (the seeds' rule), because the caller has moved on from it. So does a
+///   put that fails with an I/O error (a full disk), as far as the store can
+///   still remove it.
 /// * Every entry that leaves (capacity, removal, invalidation, corruption) is
 ///   counted in [`stats`](Self::stats) and reported to the store's eviction
 ///   listener, if any, after the store's locks are released (a listener may

@@ -109,16 +109,16 @@ impl EvictionPolicy for Arc {
     fn on_miss(&mut self, req: &Request, _entries: &Entries) {
         self.ghost_hit_key = None;
         let (b1, b2) = (self.b1.bytes() as f64, self.b2.bytes() as f64);
-        if self.b1.contains(req.key) {
+        // One lookup per list: remove answers "was it there" too (the
+        // deltas use the sizes from before the removal, read above).
+        if self.b1.remove(req.key).is_some() {
             let delta = (b2 / b1).max(1.0);
             self.p = (self.p + delta).min(self.capacity as f64);
-            self.b1.remove(req.key);
             self.last_hit_in_b2 = false;
             self.ghost_hit_key = Some(req.key);
-        } else if self.b2.contains(req.key) {
+        } else if self.b2.remove(req.key).is_some() {
             let delta = (b1 / b2).max(1.0);
             self.p = (self.p - delta).max(0.0);
-            self.b2.remove(req.key);
             self.last_hit_in_b2 = true;
             self.ghost_hit_key = Some(req.key);
         }

@@ -15,7 +15,7 @@
 //! paper's pseudo-code:
 //! * S = trunc(0.1 C), M = C - S, ghost G = trunc(0.9 C) bytes.
 //! * Hits in small and in main add 1 to `freq` (uncapped); a hit in main
-//!   also drops a ghost entry of the same key (none exists in practice).
+//!   also drops a ghost entry of the same key (none can exist: see `on_hit`).
 //! * A ghost hit goes to main with freq 0. Any other miss is dropped when its
 //!   size is >= S (an object of exactly S first evicts, then is dropped:
 //!   [`Admission::EvictOnly`]); before the very first eviction it goes to
@@ -119,9 +119,11 @@ impl EvictionPolicy for S3Fifo {
 
     fn on_hit(&mut self, slot: Slot, req: &Request, _entries: &Entries) {
         self.ghost_hit_key = None;
-        if !self.small.contains(slot) {
-            self.ghost.remove(req.key);
-        }
+        // libCacheSim drops a ghost of the key on a hit in main. There is
+        // none: a ghost is made only for a key leaving the cache, and the
+        // miss that brings the key back removes it (`on_miss`), so a
+        // resident key never has a ghost and the lookup is skipped.
+        debug_assert!(self.small.contains(slot) || !self.ghost.contains(req.key), "resident key with a ghost");
         let f = &mut self.freq[slot as usize];
         *f = f.saturating_add(1);
     }

@@ -84,9 +84,10 @@ impl EvictionPolicy for TwoQ {
     fn on_hit(&mut self, slot: Slot, req: &Request, _entries: &Entries) {
         self.ghost_hit_key = None;
         if !self.ain.contains(slot) {
-            // libCacheSim looks in Aout before Am; a resident key has no ghost,
-            // but keep the two in step if one ever does.
-            self.aout.remove(req.key);
+            // libCacheSim looks in Aout before Am. A resident key has no
+            // ghost (a ghost is made only for a key leaving Ain, and the
+            // miss that brings it back removes it), so the lookup is skipped.
+            debug_assert!(!self.aout.contains(req.key), "resident key with a ghost");
             self.am.move_to_front(slot);
         }
     }

@@ -4,8 +4,14 @@
 //! Every (policy, capacity) pair is one *run*: a fresh [`Cache`] fed the
 //! whole trace. Runs share one [`DecodedTrace`] (decoded once, keys mapped to
 //! dense ids once) and are spread over worker threads that pull the next run
-//! from a shared counter, so a sweep of many runs keeps every core busy
-//! without copying the trace.
+//! from a shared counter, longest expected runs first, so a sweep of many
+//! runs keeps every core busy to the end without copying the trace.
+//!
+//! A single run whose capacity is known without the trace
+//! ([`simulate_streamed`]) skips the decoded copy: the file is decoded in
+//! batches straight into the cache (a hash index on the raw keys, which
+//! holds only the resident keys and stays in cache), while a second thread
+//! hashes the file and counts its unique keys and bytes for the report.
 //!
 //! Two models:
 //! * the **request model** (default): every request is a lookup; results are
@@ -23,12 +29,15 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use cachescope_core::cache::{Cache, CacheConfig, DenseIndex, KeyIndex, Outcome};
+use std::path::Path;
+
+use cachescope_core::cache::{Cache, CacheConfig, DenseIndex, HashIndex, KeyIndex, Outcome};
 use cachescope_core::policy::{Access, EvictionPolicy, PolicyKind, PolicyVisitor, Request};
 use cachescope_core::stats::CacheStats;
 use serde::{Deserialize, Serialize};
 
-use crate::trace::DecodedTrace;
+use crate::error::{Error, Result as TraceResult};
+use crate::trace::{Columns, DecodedTrace, EventBatch, EventSource, LoadOptions, TraceFormat, TraceReader};
 
 /// How a capacity is given on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -186,6 +195,11 @@ pub struct RunResult {
     pub readback_bytes: Option<u64>,
     /// Wall time of this run alone, in seconds.
     pub seconds: f64,
+    /// Repeated wall-time samples of this run, in seconds (`cachescope
+    /// bench`: one per repetition; `seconds` is then their median). Empty
+    /// for a single run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seconds_samples: Vec<f64>,
 }
 
 impl RunResult {
@@ -223,6 +237,32 @@ pub fn resolve_capacity(size: SizeSpec, trace: &DecodedTrace, objects: bool) -> 
     Ok(cap)
 }
 
+/// Whether a policy reads [`Request::next_access`] (the clairvoyant ones):
+/// only then does the trace layer need its reverse pass.
+fn reads_next_access(policy: PolicyKind) -> bool {
+    matches!(policy, PolicyKind::Belady | PolicyKind::BeladyCost)
+}
+
+/// The columns of the decoded trace that [`simulate`] reads for `config`:
+/// no raw keys (runs use dense ids), next accesses only for a clairvoyant
+/// policy.
+pub fn columns_for(config: &SimConfig) -> Columns {
+    Columns { events: true, keys: false, next_access: config.policies.iter().any(|&p| reads_next_access(p)) }
+}
+
+/// Rough cost of a run of `policy` relative to LRU's, measured on a Zipf
+/// trace; [`simulate`] starts the longest runs first so that no core is
+/// left with a long run alone at the end.
+fn expected_cost(policy: PolicyKind) -> u32 {
+    match policy {
+        PolicyKind::Lru | PolicyKind::Fifo | PolicyKind::Clock | PolicyKind::Sieve | PolicyKind::GpuCost => 1,
+        PolicyKind::Lfu => 2,
+        PolicyKind::Arc | PolicyKind::TwoQ => 3,
+        PolicyKind::S3Fifo | PolicyKind::Gdsf | PolicyKind::WTinyLfu => 4,
+        PolicyKind::Lirs | PolicyKind::Belady | PolicyKind::BeladyCost => 5,
+    }
+}
+
 /// Runs every (policy, size) of `config` over `trace`, in parallel.
 /// `on_done` sees each run as it finishes (for incremental saving and
 /// progress); the returned runs are in config order (policies outer).
@@ -247,21 +287,29 @@ pub fn simulate(
     let warmup = match config.warmup {
         Warmup::None => 0,
         Warmup::Requests(n) => n as usize,
-        Warmup::Fraction(f) => (f * trace.keys.len() as f64) as usize,
+        Warmup::Fraction(f) => (f * trace.len() as f64) as usize,
     };
     let threads = match config.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     }
     .min(jobs.len().max(1));
+    if !trace.is_empty()
+        && (trace.sizes.len() != trace.len()
+            || (config.policies.iter().any(|&p| reads_next_access(p)) && trace.next_access.len() != trace.len()))
+    {
+        return Err("the trace was loaded without the columns this simulation reads (see sim::columns_for)".into());
+    }
+    // Longest runs first (stable: config order among equals).
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(expected_cost(jobs[i].policy)));
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<RunResult>>> = Mutex::new(vec![None; jobs.len()]);
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(job) = jobs.get(i) else { break };
+                while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let job = &jobs[i];
                     let run = run_job(trace, job, config, warmup);
                     on_done(&run);
                     results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(run);
@@ -275,7 +323,10 @@ pub fn simulate(
 fn run_job(trace: &DecodedTrace, job: &Job, config: &SimConfig, warmup: usize) -> RunResult {
     let started = Instant::now();
     let (stats, gpu) = job.policy.visit(Replay { trace, capacity: job.capacity, gpu: config.gpu, warmup });
-    let seconds = started.elapsed().as_secs_f64();
+    run_result(job, config, &stats, gpu, started.elapsed().as_secs_f64())
+}
+
+fn run_result(job: &Job, config: &SimConfig, stats: &CacheStats, gpu: Option<GpuCounters>, seconds: f64) -> RunResult {
     RunResult {
         policy: job.policy.name().into(),
         capacity: job.capacity,
@@ -295,6 +346,7 @@ fn run_job(trace: &DecodedTrace, job: &Job, config: &SimConfig, warmup: usize) -
         readbacks: gpu.map(|g| g.readbacks),
         readback_bytes: gpu.map(|g| g.readback_bytes),
         seconds,
+        seconds_samples: Vec::new(),
     }
 }
 
@@ -326,19 +378,25 @@ impl PolicyVisitor for Replay<'_> {
 
 /// The request model: every request is a lookup.
 fn replay<P: EvictionPolicy, I: KeyIndex>(cache: &mut Cache<P, I>, trace: &DecodedTrace, warmup: usize) -> CacheStats {
-    let mut before = CacheStats::default();
-    for i in 0..trace.keys.len() {
-        if i == warmup && warmup > 0 {
-            before = cache.stats();
+    let n = trace.len();
+    let warmup = warmup.min(n);
+    // Two loops instead of a warm-up test per request; next accesses only
+    // where they were computed (clairvoyant policies).
+    let feed = |cache: &mut Cache<P, I>, range: std::ops::Range<usize>| {
+        let (ids, sizes) = (&trace.dense_ids[range.clone()], &trace.sizes[range.clone()]);
+        if trace.next_access.is_empty() {
+            for (&id, &size) in ids.iter().zip(sizes) {
+                cache.access(&Request { key: u64::from(id), size, next_access: Request::NEVER, access: Access::Read });
+            }
+        } else {
+            for ((&id, &size), &next_access) in ids.iter().zip(sizes).zip(&trace.next_access[range]) {
+                cache.access(&Request { key: u64::from(id), size, next_access, access: Access::Read });
+            }
         }
-        let req = Request {
-            key: u64::from(trace.dense_ids[i]),
-            size: trace.sizes[i],
-            next_access: trace.next_access[i],
-            access: Access::Read,
-        };
-        cache.access(&req);
-    }
+    };
+    feed(cache, 0..warmup);
+    let before = if warmup > 0 { cache.stats() } else { CacheStats::default() };
+    feed(cache, warmup..n);
     cache.stats().since(&before)
 }
 
@@ -373,7 +431,7 @@ fn replay_gpu<P: EvictionPolicy, I: KeyIndex>(
     let (mut g, mut g_before, mut before) = (GpuCounters::default(), GpuCounters::default(), CacheStats::default());
     // (entries, bytes) removed by frees, total and at the warm-up boundary.
     let (mut freed, mut freed_before) = ((0u64, 0u64), (0u64, 0u64));
-    for i in 0..trace.keys.len() {
+    for i in 0..trace.len() {
         if i == warmup && warmup > 0 {
             before = cache.stats();
             g_before = g;
@@ -388,7 +446,8 @@ fn replay_gpu<P: EvictionPolicy, I: KeyIndex>(
             }
             continue;
         }
-        let req = Request { key, size: trace.sizes[i], next_access: trace.next_access[i], access: trace.access[i] };
+        let next_access = trace.next_access.get(i).copied().unwrap_or(Request::NEVER);
+        let req = Request { key, size: trace.sizes[i], next_access, access: trace.access[i] };
         let outcome = cache.access_with(&req, |e| {
             if e.dirty {
                 g.readbacks += 1;
@@ -413,4 +472,229 @@ fn replay_gpu<P: EvictionPolicy, I: KeyIndex>(
     stats.evictions -= freed.0 - freed_before.0;
     stats.evicted_bytes -= freed.1 - freed_before.1;
     (stats, Some(g.since(&g_before)))
+}
+
+/// Whether a policy's results are the same whatever the key values (keys
+/// are only identities to it), so that streaming raw keys gives what the
+/// decoded path gives on dense ids. W-TinyLFU hashes keys into its sketch
+/// (other keys, other collisions); the clairvoyant policies need next
+/// accesses; GPU-cost is not vetted for it.
+fn key_invariant(policy: PolicyKind) -> bool {
+    match policy {
+        PolicyKind::Lru
+        | PolicyKind::Fifo
+        | PolicyKind::Clock
+        | PolicyKind::Sieve
+        | PolicyKind::Lfu
+        | PolicyKind::Arc
+        | PolicyKind::TwoQ
+        | PolicyKind::S3Fifo
+        | PolicyKind::Lirs
+        | PolicyKind::Gdsf => true,
+        PolicyKind::WTinyLfu | PolicyKind::GpuCost | PolicyKind::Belady | PolicyKind::BeladyCost => false,
+    }
+}
+
+/// Whether [`simulate_streamed`] can run `config`: one run, request model,
+/// a capacity given in units (a percentage needs the whole trace first), a
+/// warm-up given in requests, and a policy whose results do not depend on
+/// key values and that does not look ahead.
+pub fn can_stream(config: &SimConfig) -> bool {
+    let [policy] = config.policies[..] else { return false };
+    let [SizeSpec::Absolute(capacity)] = config.sizes[..] else { return false };
+    capacity > 0 && !config.gpu && key_invariant(policy) && !matches!(config.warmup, Warmup::Fraction(_))
+}
+
+/// Runs the single run of `config` (see [`can_stream`]) straight from the
+/// file: no decoded copy, no dense ids; the requests go to the cache batch
+/// by batch as they are decoded. A second thread meanwhile computes what
+/// the report says about the trace: its identity (blake3) and its unique
+/// keys and bytes. Returns that summary (a [`DecodedTrace`] whose columns
+/// are empty, see [`Columns::SUMMARY`]) and the run, which agrees exactly
+/// with what [`simulate`] gives on the decoded trace.
+///
+/// # Errors
+/// `config` cannot stream, or the trace cannot be read (the error of the
+/// reading thread, else of the summary).
+pub fn simulate_streamed(
+    path: &Path,
+    format: Option<TraceFormat>,
+    options: LoadOptions,
+    config: &SimConfig,
+    on_done: &(dyn Fn(&RunResult) + Sync),
+) -> TraceResult<(DecodedTrace, RunResult)> {
+    if !can_stream(config) {
+        return Err(Error::config("this simulation cannot stream (see sim::can_stream)"));
+    }
+    let (policy, size) = (config.policies[0], config.sizes[0]);
+    let SizeSpec::Absolute(capacity) = size else { unreachable!("checked by can_stream") };
+    let job = Job { policy, size, capacity };
+    let warmup = match config.warmup {
+        Warmup::Requests(n) => n,
+        _ => 0,
+    };
+    let reader = TraceReader::open(path, format, options.flatten(), false)?;
+    let (summary, run) = std::thread::scope(|s| {
+        let summary = s.spawn(|| DecodedTrace::load_columns(path, format, options, Columns::SUMMARY));
+        let started = Instant::now();
+        let stats = policy.visit(Stream { reader, capacity, objects: options.objects, limit: options.limit, warmup });
+        let run = stats.map(|stats| run_result(&job, config, &stats, None, started.elapsed().as_secs_f64()));
+        let summary = summary.join().unwrap_or_else(|_| Err(Error::config("the summary thread panicked")));
+        (summary, run)
+    });
+    let run = run?;
+    let summary = summary?;
+    on_done(&run);
+    Ok((summary, run))
+}
+
+/// One streamed run (see [`simulate_streamed`]), monomorphised like [`Replay`].
+struct Stream {
+    reader: TraceReader,
+    capacity: u64,
+    objects: bool,
+    limit: Option<u64>,
+    warmup: u64,
+}
+
+/// Events decoded per batch while streaming: large enough to amortise the
+/// reads, small enough that a batch stays in L2 next to the cache's state.
+const STREAM_BATCH: usize = 8 * 1024;
+
+impl PolicyVisitor for Stream {
+    type Output = TraceResult<CacheStats>;
+
+    fn visit<P: EvictionPolicy + 'static>(mut self, policy: P) -> Self::Output {
+        // Raw keys: the index holds only resident keys, so it stays small
+        // and in cache, where dense ids would need a table of every key.
+        let mut cache = Cache::with_index(CacheConfig::with_capacity(self.capacity), policy, HashIndex::default())
+            .map_err(|e| Error::config(e.to_string()))?;
+        let limit = self.limit.unwrap_or(u64::MAX);
+        let mut batch = EventBatch::default();
+        let (mut requests, mut before) = (0u64, CacheStats::default());
+        while requests < limit {
+            let max = usize::try_from(limit - requests).unwrap_or(usize::MAX).min(STREAM_BATCH);
+            self.reader.next_batch(&mut batch, max)?;
+            if batch.is_empty() {
+                break;
+            }
+            // The request model: frees are not events (the reader was opened
+            // without them) and every access is a read, as in `replay`.
+            batch.retain_requests();
+            for (&key, &size) in batch.keys.iter().zip(&batch.sizes) {
+                if requests == self.warmup && self.warmup > 0 {
+                    before = cache.stats();
+                }
+                let size = if self.objects { 1 } else { size };
+                cache.access(&Request { key, size, next_access: Request::NEVER, access: Access::Read });
+                requests += 1;
+            }
+        }
+        Ok(cache.stats().since(&before))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::oracle::{OracleRecord, OracleWriter};
+
+    /// A Zipf-like oracleGeneral file with large raw keys, per-key sizes
+    /// and some size-0 records (skipped by both paths).
+    fn write_trace(path: &Path, zstd: bool) {
+        let mut w = OracleWriter::create(path, zstd).unwrap();
+        let mut x = 7u64;
+        for t in 0..20_000u32 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            // Skewed ranks: the square of a uniform draw favours small ones.
+            let u = (x >> 40) % 1000;
+            let rank = u * u / 1000;
+            let id = rank.wrapping_mul(0x9E37_79B9_7F4A_7C15) | (1 << 63);
+            let size = if x.is_multiple_of(97) { 0 } else { 1 + (rank * 7919) % 5000 } as u32;
+            w.write(&OracleRecord { time: t, id, size, next_access_vtime: -1 }).unwrap();
+        }
+        w.finish().unwrap();
+    }
+
+    /// Streaming gives exactly the counters of the decoded path, for every
+    /// policy that can stream, with limits, warm-up and object caches.
+    #[test]
+    fn streamed_equals_decoded() {
+        let dir = tempfile::tempdir().unwrap();
+        for zstd in [false, true] {
+            let path = dir.path().join(if zstd { "t.zst" } else { "t.bin" });
+            write_trace(&path, zstd);
+            let cases = [
+                (false, None, Warmup::None, 200_000u64),
+                (false, Some(15_000), Warmup::Requests(3_000), 50_000),
+                (true, None, Warmup::None, 40),
+            ];
+            for (objects, limit, warmup, capacity) in cases {
+                let options = LoadOptions { objects, limit, ..LoadOptions::default() };
+                let decoded = DecodedTrace::load(&path, None, options).unwrap();
+                for &policy in PolicyKind::ALL {
+                    let config = SimConfig {
+                        policies: vec![policy],
+                        sizes: vec![SizeSpec::Absolute(capacity)],
+                        objects,
+                        gpu: false,
+                        warmup,
+                        threads: 1,
+                    };
+                    if !can_stream(&config) {
+                        continue;
+                    }
+                    let want = simulate(&decoded, &config, &|_| {}).unwrap().remove(0);
+                    let (summary, got) = simulate_streamed(&path, None, options, &config, &|_| {}).unwrap();
+                    let what = format!("{policy} objects={objects} limit={limit:?} zstd={zstd}");
+                    assert!(want.requests > 0 && want.misses > 0, "{what}");
+                    assert_eq!(
+                        (got.requests, got.hits, got.misses, got.requested_bytes, got.missed_bytes),
+                        (want.requests, want.hits, want.misses, want.requested_bytes, want.missed_bytes),
+                        "{what}"
+                    );
+                    assert_eq!((got.evictions, got.evicted_bytes), (want.evictions, want.evicted_bytes), "{what}");
+                    assert_eq!(summary.identity, decoded.identity, "{what}");
+                    assert_eq!(
+                        (summary.unique_keys, summary.unique_bytes),
+                        (decoded.unique_keys, decoded.unique_bytes)
+                    );
+                    assert!(summary.is_empty());
+                }
+            }
+        }
+    }
+
+    /// A decoded trace without the optional columns simulates the same.
+    #[test]
+    fn lean_columns_simulate_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.bin");
+        write_trace(&path, false);
+        let config = SimConfig {
+            policies: PolicyKind::ALL.to_vec(),
+            sizes: vec![SizeSpec::FractionOfUnique(0.01), SizeSpec::Absolute(300_000)],
+            objects: false,
+            gpu: false,
+            warmup: Warmup::Fraction(0.1),
+            threads: 2,
+        };
+        let full = DecodedTrace::load(&path, None, LoadOptions::default()).unwrap();
+        let lean = DecodedTrace::load_columns(&path, None, LoadOptions::default(), columns_for(&config)).unwrap();
+        assert!(lean.keys.is_empty() && !lean.next_access.is_empty());
+        let strip =
+            |runs: Vec<RunResult>| runs.into_iter().map(|r| RunResult { seconds: 0.0, ..r }).collect::<Vec<_>>();
+        assert_eq!(
+            strip(simulate(&lean, &config, &|_| {}).unwrap()),
+            strip(simulate(&full, &config, &|_| {}).unwrap())
+        );
+        let no_lookahead = SimConfig { policies: vec![PolicyKind::Lru, PolicyKind::S3Fifo], ..config };
+        let leaner =
+            DecodedTrace::load_columns(&path, None, LoadOptions::default(), columns_for(&no_lookahead)).unwrap();
+        assert!(leaner.next_access.is_empty());
+        assert_eq!(
+            strip(simulate(&leaner, &no_lookahead, &|_| {}).unwrap()),
+            strip(simulate(&full, &no_lookahead, &|_| {}).unwrap())
+        );
+    }
 }

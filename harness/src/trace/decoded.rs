@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use cachescope_core::policy::{Access, Request};
 use serde::{Deserialize, Serialize};
 
-use super::{EventSource, Flatten, TraceEvent, TraceFormat, TraceReader};
+use super::{EventBatch, EventSource, Flatten, TraceFormat, TraceReader};
 use crate::error::{Error, Result};
 
 /// How a trace file is turned into requests.
@@ -74,7 +74,7 @@ impl TraceIdentity {
 pub struct DecodedTrace {
     /// Where it came from.
     pub identity: TraceIdentity,
-    /// Key of each event.
+    /// Key of each event (empty when loaded without it, see [`Columns`]).
     pub keys: Vec<u64>,
     /// Dense id of each event's key: keys are numbered `0..unique_keys` in
     /// order of first appearance.
@@ -87,7 +87,8 @@ pub struct DecodedTrace {
     pub access: Vec<Access>,
     /// Index of the next request for the same key, [`Request::NEVER`] for
     /// none. A free ends a key's life: the request before it gets `NEVER`,
-    /// and so does the free itself.
+    /// and so does the free itself. Empty when loaded without it (see
+    /// [`Columns`]).
     pub next_access: Vec<u64>,
     /// In the GPU view (`options.gpu`), which events are frees (a free
     /// removes the buffer from every cache); `None` otherwise.
@@ -107,20 +108,64 @@ pub struct DecodedTrace {
 /// (reserved, not touched: untouched pages cost no memory).
 const MAX_RESERVE: usize = 1 << 27;
 
+/// Events asked of the source at a time.
+const BATCH_EVENTS: usize = 16 * 1024;
+
+/// Keys whose buckets are loaded ahead of their lookups (small enough that
+/// the loaded lines are still in L1/L2 when the lookups come).
+const TOUCH_GROUP: usize = 1024;
+
+/// Which columns of a [`DecodedTrace`] a load fills; the others are left
+/// empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Columns {
+    /// `dense_ids`, `sizes`, `access` and (GPU view) `is_free`. Without
+    /// them the load is a *summary*: the identity and the counts (unique
+    /// keys and bytes, peak live bytes) only, for a run that streams the
+    /// trace straight into a cache.
+    pub events: bool,
+    /// `keys` (the simulator needs only the dense ids).
+    pub keys: bool,
+    /// `next_access` (only clairvoyant policies read it; the reverse pass
+    /// costs a pass over the trace and 8 bytes per event).
+    pub next_access: bool,
+}
+
+impl Columns {
+    /// Every column.
+    pub const ALL: Columns = Columns { events: true, keys: true, next_access: true };
+    /// No column: identity and counts only.
+    pub const SUMMARY: Columns = Columns { events: false, keys: false, next_access: false };
+}
+
 impl DecodedTrace {
-    /// Reads and decodes a whole trace. `format` is detected when `None`.
+    /// Reads and decodes a whole trace, every column filled. `format` is
+    /// detected when `None`.
     ///
     /// # Errors
     /// The file cannot be read, is malformed (the error names the line or
     /// record and the field), the options do not apply to the format, or it
     /// has more than 2^32 distinct keys.
     pub fn load(path: &Path, format: Option<TraceFormat>, options: LoadOptions) -> Result<DecodedTrace> {
+        Self::load_columns(path, format, options, Columns::ALL)
+    }
+
+    /// [`load`](Self::load), filling only the optional columns asked for.
+    ///
+    /// # Errors
+    /// As [`load`](Self::load).
+    pub fn load_columns(
+        path: &Path,
+        format: Option<TraceFormat>,
+        options: LoadOptions,
+        columns: Columns,
+    ) -> Result<DecodedTrace> {
         let bytes = std::fs::metadata(path).map_err(|e| Error::io("stat", path, e))?.len();
         let reader = TraceReader::open(path, format, options.flatten(), options.gpu)?;
         let format = reader.format();
         let (decoded, hash) = std::thread::scope(|s| {
             let hasher = s.spawn(|| super::io::blake3_file(path));
-            let decoded = Self::decode(reader, options);
+            let decoded = Self::from_events_columns(reader, format, options, columns);
             let hash = hasher.join().unwrap_or_else(|_| Err(Error::config("the hashing thread panicked")));
             (decoded, hash)
         });
@@ -132,76 +177,120 @@ impl DecodedTrace {
         Ok(decoded)
     }
 
-    /// Decodes any event source (a reader, a synthetic generator). The
-    /// identity's `path`, `bytes` and `blake3` are left empty for the caller.
+    /// Decodes any event source (a reader, a synthetic generator), every
+    /// column filled. The identity's `path`, `bytes` and `blake3` are left
+    /// empty for the caller.
     ///
     /// # Errors
     /// The first error the source yields, or more than 2^32 distinct keys.
-    pub fn from_events<S: EventSource>(
+    pub fn from_events<S: EventSource>(source: S, format: TraceFormat, options: LoadOptions) -> Result<DecodedTrace> {
+        Self::from_events_columns(source, format, options, Columns::ALL)
+    }
+
+    /// [`from_events`](Self::from_events), filling only the optional
+    /// columns asked for.
+    ///
+    /// # Errors
+    /// As [`from_events`](Self::from_events).
+    pub fn from_events_columns<S: EventSource>(
+        source: S,
+        format: TraceFormat,
+        options: LoadOptions,
+        columns: Columns,
+    ) -> Result<DecodedTrace> {
+        // A summary only tells new keys from seen ones: a set of keys (8
+        // bytes a slot) does, in half the memory of the id table, so more
+        // of it stays in cache.
+        if columns.events {
+            Self::decode(source, format, options, columns, DenseIds::with_capacity(1 << 16))
+        } else {
+            Self::decode(source, format, options, columns, KeySet::with_capacity(1 << 16))
+        }
+    }
+
+    fn decode<S: EventSource, T: KeyTable>(
         mut source: S,
         format: TraceFormat,
         options: LoadOptions,
+        columns: Columns,
+        mut ids: T,
     ) -> Result<DecodedTrace> {
         let hint =
             source.len_hint().unwrap_or(0).min(options.limit.unwrap_or(u64::MAX)).min(MAX_RESERVE as u64) as usize;
         let limit = options.limit.unwrap_or(u64::MAX);
-        let mut keys = Vec::with_capacity(hint);
-        let mut dense_ids = Vec::with_capacity(hint);
-        let mut sizes = Vec::with_capacity(hint);
-        let mut access = Vec::with_capacity(hint);
-        let mut is_free = options.gpu.then(|| Vec::with_capacity(hint));
-        let mut ids = DenseIds::with_capacity(1 << 16);
-        let (mut requests, mut frees, mut unique_bytes) = (0u64, 0u64, 0u64);
-        // Keys get their dense ids in batches: first every batch key's
-        // bucket is loaded in a tight loop of independent loads (the CPU
-        // overlaps those cache misses), then the ids are assigned from cache.
-        const BATCH: usize = 1024;
-        let mut assign = |keys: &[u64], sizes: &[u64], is_free: Option<&Vec<bool>>, dense_ids: &mut Vec<u32>| {
-            let from = dense_ids.len();
-            ids.touch(&keys[from..]);
-            for (i, &key) in keys.iter().enumerate().skip(from) {
-                let (id, new) = ids.get_or_insert(key)?;
-                if new && !is_free.is_some_and(|f| f[i]) {
-                    unique_bytes += sizes[i];
-                }
-                dense_ids.push(id);
-            }
-            Ok::<_, Error>(())
-        };
+        let mut keys = Vec::with_capacity(if columns.keys { hint } else { 0 });
+        let events_hint = if columns.events { hint } else { 0 };
+        let mut dense_ids = Vec::with_capacity(events_hint);
+        let mut sizes = Vec::with_capacity(events_hint);
+        let mut access = Vec::with_capacity(events_hint);
+        let mut is_free: Option<Vec<bool>> = options.gpu.then(|| Vec::with_capacity(events_hint));
+        let (mut records, mut requests, mut frees, mut unique_bytes) = (0u64, 0u64, 0u64, 0u64);
+        let mut batch = EventBatch::default();
         while requests < limit {
-            let Some(event) = source.next() else { break };
-            let (key, size, acc, free) = match event? {
-                TraceEvent::Request(r) => (r.key, if options.objects { 1 } else { r.size }, r.access, false),
-                TraceEvent::Free(f) if options.gpu => {
-                    (f.key, if options.objects { 1 } else { f.size }, Access::Read, true)
+            // At most the requests still wanted: a batch never runs past
+            // the limit, so the trace ends where one-by-one reading would.
+            let max = usize::try_from(limit - requests).unwrap_or(usize::MAX).min(BATCH_EVENTS);
+            source.next_batch(&mut batch, max)?;
+            if batch.is_empty() {
+                break;
+            }
+            if !options.gpu {
+                // Frees are events only in the GPU view.
+                batch.retain_requests();
+            }
+            let n = batch.len();
+            let batch_frees = batch.is_free.iter().filter(|&&f| f).count() as u64;
+            frees += batch_frees;
+            requests += n as u64 - batch_frees;
+            records += n as u64;
+            if options.objects {
+                batch.sizes.fill(1);
+            }
+            if columns.keys {
+                keys.extend_from_slice(&batch.keys);
+            }
+            if columns.events {
+                sizes.extend_from_slice(&batch.sizes);
+                access.extend_from_slice(&batch.access);
+                if let Some(f) = is_free.as_mut() {
+                    if batch.is_free.is_empty() {
+                        f.resize(f.len() + n, false);
+                    } else {
+                        f.extend_from_slice(&batch.is_free);
+                    }
                 }
-                TraceEvent::Free(_) => continue,
-            };
-            keys.push(key);
-            sizes.push(size);
-            access.push(acc);
-            if let Some(f) = is_free.as_mut() {
-                f.push(free);
             }
-            if free {
-                frees += 1
-            } else {
-                requests += 1
-            }
-            if keys.len() - dense_ids.len() == BATCH {
-                assign(&keys, &sizes, is_free.as_ref(), &mut dense_ids)?;
+            // Keys get their dense ids in small groups: first every key's
+            // bucket is loaded in a tight loop of independent loads (the
+            // CPU overlaps those cache misses), then the ids are assigned
+            // from cache.
+            for (group, group_keys) in batch.keys.chunks(TOUCH_GROUP).enumerate() {
+                ids.touch(group_keys);
+                for (j, &key) in group_keys.iter().enumerate() {
+                    let i = group * TOUCH_GROUP + j;
+                    let (id, new) = ids.get_or_insert(key)?;
+                    if new && !batch.free_at(i) {
+                        unique_bytes += batch.sizes[i];
+                    }
+                    if columns.events {
+                        dense_ids.push(id);
+                    }
+                }
             }
         }
-        assign(&keys, &sizes, is_free.as_ref(), &mut dense_ids)?;
         let unique_keys = ids.len() as u64;
         drop(ids);
-        let next_access = next_accesses(&dense_ids, is_free.as_deref(), unique_keys as usize);
+        let next_access = if columns.next_access && columns.events {
+            next_accesses(&dense_ids, is_free.as_deref(), unique_keys as usize)
+        } else {
+            Vec::new()
+        };
         let identity = TraceIdentity {
             path: PathBuf::new(),
             format,
             bytes: 0,
             blake3: String::new(),
-            records: keys.len() as u64,
+            records,
             frees,
             skipped_zero_size: source.skipped_zero_size(),
             options,
@@ -220,19 +309,14 @@ impl DecodedTrace {
         })
     }
 
-    fn decode(reader: TraceReader, options: LoadOptions) -> Result<DecodedTrace> {
-        let format = reader.format();
-        Self::from_events(reader, format, options)
-    }
-
     /// Number of events (requests plus frees).
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.dense_ids.len()
     }
 
     /// Whether there are no events.
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.dense_ids.is_empty()
     }
 
     /// Whether event `i` is a free.
@@ -241,7 +325,8 @@ impl DecodedTrace {
         self.is_free.as_ref().is_some_and(|f| f[i])
     }
 
-    /// Event `i` as the policies see it (key, size, next access, access).
+    /// Event `i` as the policies see it (key, size, next access, access);
+    /// the trace must have been loaded with every column.
     #[inline]
     pub fn request(&self, i: usize) -> Request {
         Request { key: self.keys[i], size: self.sizes[i], next_access: self.next_access[i], access: self.access[i] }
@@ -259,6 +344,113 @@ impl EventSource for TraceReader {
 
     fn len_hint(&self) -> Option<u64> {
         TraceReader::len_hint(self)
+    }
+
+    fn next_batch(&mut self, batch: &mut super::EventBatch, max: usize) -> Result<()> {
+        self.inner_mut().next_batch(batch, max)
+    }
+}
+
+/// Numbers keys while decoding.
+trait KeyTable {
+    /// Loads the bucket of every key, so that the lookups that follow hit
+    /// the cache; independent loads let the CPU overlap the misses.
+    fn touch(&self, keys: &[u64]);
+    /// The key's dense id (0 from a mere set), and whether it was new.
+    fn get_or_insert(&mut self, key: u64) -> Result<(u32, bool)>;
+    /// Distinct keys so far.
+    fn len(&self) -> usize;
+}
+
+impl KeyTable for DenseIds {
+    #[inline]
+    fn touch(&self, keys: &[u64]) {
+        DenseIds::touch(self, keys)
+    }
+    #[inline]
+    fn get_or_insert(&mut self, key: u64) -> Result<(u32, bool)> {
+        DenseIds::get_or_insert(self, key)
+    }
+    fn len(&self) -> usize {
+        DenseIds::len(self)
+    }
+}
+
+/// A set of keys (for a summary, which needs no ids): an open-addressing
+/// table like [`DenseIds`] with 8-byte slots; 0 marks an empty slot, so key
+/// 0 is kept aside.
+#[derive(Debug, Clone)]
+struct KeySet {
+    slots: Vec<u64>,
+    shift: u32,
+    len: usize,
+    has_zero: bool,
+}
+
+impl KeySet {
+    fn with_capacity(n: usize) -> KeySet {
+        let buckets = (n.max(8) * 2).next_power_of_two();
+        KeySet { slots: vec![0; buckets], shift: 64 - buckets.trailing_zeros(), len: 0, has_zero: false }
+    }
+
+    #[inline]
+    fn bucket(&self, key: u64) -> usize {
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+    }
+
+    fn grow(&mut self) {
+        let old = std::mem::take(&mut self.slots);
+        let buckets = old.len() * 2;
+        self.slots = vec![0; buckets];
+        self.shift = 64 - buckets.trailing_zeros();
+        let mask = buckets - 1;
+        for key in old.into_iter().filter(|&k| k != 0) {
+            let mut i = self.bucket(key);
+            while self.slots[i] != 0 {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = key;
+        }
+    }
+}
+
+impl KeyTable for KeySet {
+    #[inline]
+    fn touch(&self, keys: &[u64]) {
+        let mut acc = 0u64;
+        for &key in keys {
+            acc ^= self.slots[self.bucket(key)];
+        }
+        std::hint::black_box(acc);
+    }
+
+    #[inline]
+    fn get_or_insert(&mut self, key: u64) -> Result<(u32, bool)> {
+        if key == 0 {
+            let new = !self.has_zero;
+            self.has_zero = true;
+            self.len += usize::from(new);
+            return Ok((0, new));
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = self.bucket(key);
+        loop {
+            match self.slots[i] {
+                0 => break,
+                k if k == key => return Ok((0, false)),
+                _ => i = (i + 1) & mask,
+            }
+        }
+        self.slots[i] = key;
+        self.len += 1;
+        if self.len * 2 > self.slots.len() {
+            self.grow();
+        }
+        Ok((0, true))
+    }
+
+    fn len(&self) -> usize {
+        self.len
     }
 }
 

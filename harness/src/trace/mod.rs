@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Location, Result};
 
 pub use convert::{ConvertSummary, convert, convert_with, write_csv, write_oracle};
-pub use decoded::{DecodedTrace, LoadOptions, TraceIdentity};
+pub use decoded::{Columns, DecodedTrace, LoadOptions, TraceIdentity};
 pub use dispatch::{DispatchHeader, DispatchReader, Flatten, FlattenDispatch};
 pub use native::{NativeHeader, NativeReader, NativeRecord, NativeWriter};
 pub use synth::{WorkloadSpec, gen_trace};
@@ -283,6 +283,101 @@ pub trait EventSource: Iterator<Item = Result<TraceEvent>> + Send {
     fn len_hint(&self) -> Option<u64> {
         None
     }
+
+    /// Replaces the contents of `batch` with up to `max` next events; an
+    /// empty batch means the source is drained. Loaders call this instead
+    /// of [`Iterator::next`]: a binary format overrides it to decode a whole
+    /// buffer of records in one loop (no `Result` and no enum per record).
+    ///
+    /// # Errors
+    /// The first error the source yields (the batch is then incomplete).
+    fn next_batch(&mut self, batch: &mut EventBatch, max: usize) -> Result<()> {
+        batch.clear();
+        for _ in 0..max {
+            match self.next() {
+                Some(event) => batch.push(event?),
+                None => break,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Events in columns, as [`EventSource::next_batch`] fills them.
+#[derive(Debug, Clone, Default)]
+pub struct EventBatch {
+    /// Key of each event.
+    pub keys: Vec<u64>,
+    /// Size of each event in bytes (a free: the buffer's bytes).
+    pub sizes: Vec<u64>,
+    /// Access kind of each event (`Read` for frees and formats without one).
+    pub access: Vec<Access>,
+    /// Whether each event is a free; empty when the batch has no free (so a
+    /// source without frees never fills it).
+    pub is_free: Vec<bool>,
+}
+
+impl EventBatch {
+    /// Empties every column.
+    pub fn clear(&mut self) {
+        self.keys.clear();
+        self.sizes.clear();
+        self.access.clear();
+        self.is_free.clear();
+    }
+
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether there are no events.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Whether event `i` is a free.
+    #[inline]
+    pub fn free_at(&self, i: usize) -> bool {
+        self.is_free.get(i).copied().unwrap_or(false)
+    }
+
+    /// Drops the frees, keeping the requests in order.
+    pub fn retain_requests(&mut self) {
+        if self.is_free.is_empty() {
+            return;
+        }
+        let mut kept = 0;
+        for i in 0..self.keys.len() {
+            if !self.is_free[i] {
+                self.keys[kept] = self.keys[i];
+                self.sizes[kept] = self.sizes[i];
+                self.access[kept] = self.access[i];
+                kept += 1;
+            }
+        }
+        self.keys.truncate(kept);
+        self.sizes.truncate(kept);
+        self.access.truncate(kept);
+        self.is_free.clear();
+    }
+
+    /// Appends one event.
+    pub fn push(&mut self, event: TraceEvent) {
+        let (key, size, access, free) = match event {
+            TraceEvent::Request(r) => (r.key, r.size, r.access, false),
+            TraceEvent::Free(f) => (f.key, f.size, Access::Read, true),
+        };
+        if free && self.is_free.is_empty() {
+            self.is_free.resize(self.keys.len(), false);
+        }
+        if !self.is_free.is_empty() {
+            self.is_free.push(free);
+        }
+        self.keys.push(key);
+        self.sizes.push(size);
+        self.access.push(access);
+    }
 }
 
 /// Any trace file (or workload spec) read as a stream of [`TraceEvent`]s.
@@ -355,6 +450,11 @@ impl TraceReader {
     /// Peak live bytes so far, where the format knows allocations.
     pub fn peak_live_bytes(&self) -> Option<u64> {
         self.inner.peak_live_bytes()
+    }
+
+    /// The format's own source (for its batch decoding).
+    pub(crate) fn inner_mut(&mut self) -> &mut dyn EventSource {
+        &mut *self.inner
     }
 
     /// About how many events the source holds, where the file tells.
