@@ -16,11 +16,17 @@ python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 command -v prometheus >/dev/null || need_apt+=(prometheus)
 command -v promtool >/dev/null || need_apt+=(prometheus)
 command -v chromium >/dev/null || need_apt+=(chromium)
+# lavapipe (Mesa's software Vulkan) is the real device of the GPU tests.
+[ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || need_apt+=(mesa-vulkan-drivers)
+ldconfig -p | grep -q libvulkan.so.1 || need_apt+=(libvulkan1)
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
+
+# Mesa warns without a runtime dir; harmless, but noisy.
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 
 step "libCacheSim 0.3.5 (the test oracle)"
 if ! python3 -c 'import libcachesim, sys; sys.exit(libcachesim.__version__ != "0.3.5")' 2>/dev/null; then

@@ -368,10 +368,11 @@ impl EventBatch {
             TraceEvent::Request(r) => (r.key, r.size, r.access, false),
             TraceEvent::Free(f) => (f.key, f.size, Access::Read, true),
         };
-        if free && self.is_free.is_empty() {
+        // `is_free` stays empty until the first free; from then on it has
+        // one flag per event (backfilled with `false`, also when the very
+        // first event of the batch is the free).
+        if free || !self.is_free.is_empty() {
             self.is_free.resize(self.keys.len(), false);
-        }
-        if !self.is_free.is_empty() {
             self.is_free.push(free);
         }
         self.keys.push(key);
