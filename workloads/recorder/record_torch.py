@@ -87,11 +87,11 @@ class DispatchRecorder(TorchDispatchMode):
             if alive is not None and alive.data_ptr() == ptr and old_bytes == nbytes:
                 return buf, nbytes
             # The memory now belongs to another storage: the old buffer died.
-            self._write({"event": "free", "buf": buf})
+            self._write({"ev": "free", "buf": buf})
         buf = self.next_buf
         self.next_buf += 1
         self.live[ptr] = (buf, weakref.ref(storage), nbytes)
-        self._write({"event": "alloc", "buf": buf, "bytes": nbytes})
+        self._write({"ev": "alloc", "buf": buf, "bytes": nbytes})
         return buf, nbytes
 
     # -- dispatch --------------------------------------------------------
@@ -144,7 +144,7 @@ class DispatchRecorder(TorchDispatchMode):
         bindings = []
         for buf, (nbytes, r, w) in access.items():
             bindings.append([buf, nbytes, "rw" if (r and w) else ("w" if w else "r")])
-        self._write({"event": "dispatch", "seq": self.seq, "op": op, "pipeline": key, "bindings": bindings})
+        self._write({"ev": "dispatch", "seq": self.seq, "op": op, "pipeline": key, "bindings": bindings})
         self.seq += 1
 
 

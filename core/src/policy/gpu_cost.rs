@@ -269,13 +269,14 @@ impl EvictionPolicy for GpuCost {
         }
         // A read whose next use is predicted farther than the victim's is
         // uploaded for the kernel and dropped (no readback: it is clean).
-        if req.access == Access::Read && self.occupied + req.size > self.capacity {
-            if let Some(gap) = h.predicted_gap() {
-                self.expire(entries);
-                if self.candidate().is_some_and(|(d, _)| gap as f64 > d) {
-                    self.bypass = Some(req.key);
-                    self.ghost(req.key, req.size);
-                }
+        if req.access == Access::Read
+            && self.occupied + req.size > self.capacity
+            && let Some(gap) = h.predicted_gap()
+        {
+            self.expire(entries);
+            if self.candidate().is_some_and(|(d, _)| gap as f64 > d) {
+                self.bypass = Some(req.key);
+                self.ghost(req.key, req.size);
             }
         }
     }
