@@ -1,5 +1,5 @@
 //! Bytes moved between host and device on recorded GPU dispatch traces
-//! (`/work/shared/traces/*.jsonl.gz`, format in `FORMAT.md` there), for
+//! (`workloads/traces/*.jsonl.gz`, format in `FORMAT.md` there), for
 //! every policy, with device memory at 10%, 25% and 50% of the trace's peak
 //! live bytes.
 //!
@@ -19,8 +19,7 @@
 //! reference). It is met on 5 of the 6 cases; the unmet one (ResNet-50 at
 //! 50%, where S3-FIFO moves 2.6% less) is listed in `KNOWN_UNMET` with a
 //! regression bound, and the test prints it. The traces are decompressed with `gzip -dc`
-//! (no decompression crate in the workspace); if the shared traces are not
-//! on this machine the test says so and passes.
+//! (no decompression crate in core); a missing trace fails the test.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -29,7 +28,7 @@ use std::process::Command;
 use cachescope_core::cache::{Cache, Outcome};
 use cachescope_core::policy::{Access, PolicyKind, Request};
 
-const TRACES: &str = "/work/shared/traces";
+const TRACES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../workloads/traces");
 
 enum Event {
     Access(Request),
@@ -41,11 +40,9 @@ struct Trace {
     peak_live_bytes: u64,
 }
 
-fn load(name: &str) -> Option<Trace> {
+fn load(name: &str) -> Trace {
     let path = Path::new(TRACES).join(format!("{name}.jsonl.gz"));
-    if !path.exists() {
-        return None;
-    }
+    assert!(path.exists(), "{} is missing (it ships with the repository)", path.display());
     let out = Command::new("gzip").arg("-dc").arg(&path).output().expect("gzip must be on PATH");
     assert!(out.status.success(), "gzip -dc {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).expect("trace is UTF-8");
@@ -90,7 +87,7 @@ fn load(name: &str) -> Option<Trace> {
             r.next_access = next.insert(r.key, i).unwrap_or(Request::NEVER);
         }
     }
-    Some(Trace { events, peak_live_bytes: peak })
+    Trace { events, peak_live_bytes: peak }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -166,10 +163,7 @@ const KNOWN_UNMET: &[(&str, u64, f64)] = &[("resnet50-train", 50, 1.03)];
 fn table() -> Vec<Failure> {
     let mut failures = Vec::new();
     for name in ["resnet50-train", "gpt2-decode"] {
-        let Some(trace) = load(name) else {
-            eprintln!("{TRACES}/{name}.jsonl.gz not found: skipping");
-            continue;
-        };
+        let trace = load(name);
         for pct in [10u64, 25, 50] {
             let capacity = trace.peak_live_bytes * pct / 100;
             println!("\n{name} at {pct}% of peak live bytes ({:.1} MB):", capacity as f64 / 1e6);
@@ -250,7 +244,7 @@ fn gpu_cost_moves_fewest_bytes() {
         }
     }
     for &(trace, pct, _) in KNOWN_UNMET {
-        if !failures.iter().any(|f| f.trace == trace && f.pct == pct) && Path::new(TRACES).exists() {
+        if !failures.iter().any(|f| f.trace == trace && f.pct == pct)  {
             println!("{trace} {pct}% now meets the goal: remove it from KNOWN_UNMET");
         }
     }
@@ -261,7 +255,7 @@ fn gpu_cost_moves_fewest_bytes() {
 #[test]
 fn gpu_cost_is_deterministic() {
     for name in ["resnet50-train", "gpt2-decode"] {
-        let Some(trace) = load(name) else { continue };
+        let trace = load(name);
         for pct in [10u64, 25, 50] {
             let capacity = trace.peak_live_bytes * pct / 100;
             let a = replay(PolicyKind::GpuCost, capacity, &trace);
