@@ -137,12 +137,22 @@ impl Source<'_> {
     }
 
     fn at<T>(&self, spanned: &Spanned<T>, field: &str, message: impl Into<String>) -> Error {
-        Error::Suite { path: self.path.to_owned(), line: self.line_of(spanned.span().start), field: Some(field.into()), message: message.into() }
+        Error::Suite {
+            path: self.path.to_owned(),
+            line: self.line_of(spanned.span().start),
+            field: Some(field.into()),
+            message: message.into(),
+        }
     }
 
     fn toml_error(&self, e: &toml::de::Error) -> Error {
         let Some(span) = e.span() else {
-            return Error::Suite { path: self.path.to_owned(), line: 0, field: None, message: e.message().trim().into() };
+            return Error::Suite {
+                path: self.path.to_owned(),
+                line: 0,
+                field: None,
+                message: e.message().trim().into(),
+            };
         };
         let line = self.line_of(span.start);
         let field = self
@@ -167,7 +177,12 @@ impl Suite {
     pub fn load(path: &Path) -> Result<Suite> {
         let len = std::fs::metadata(path).map_err(|e| Error::io("stat", path, e))?.len();
         if len > MAX_SUITE_BYTES {
-            return Err(Error::Suite { path: path.to_owned(), line: 0, field: None, message: format!("{len} bytes: a suite is at most 1 MiB") });
+            return Err(Error::Suite {
+                path: path.to_owned(),
+                line: 0,
+                field: None,
+                message: format!("{len} bytes: a suite is at most 1 MiB"),
+            });
         }
         let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
         Suite::parse(&text, path)
@@ -187,7 +202,12 @@ impl Suite {
             Some(r) => return Err(src.at(r, "repeats", format!("{} is not in 1..={MAX_REPEATS}", r.get_ref()))),
         };
         let Some(raw_traces) = raw.trace.filter(|t| !t.is_empty()) else {
-            return Err(Error::Suite { path: path.to_owned(), line: 0, field: Some("trace".into()), message: "missing: a suite needs at least one [[trace]]".into() });
+            return Err(Error::Suite {
+                path: path.to_owned(),
+                line: 0,
+                field: Some("trace".into()),
+                message: "missing: a suite needs at least one [[trace]]".into(),
+            });
         };
         let dir = path.parent().unwrap_or(Path::new(""));
         let mut names = BTreeSet::new();
@@ -203,7 +223,11 @@ impl Suite {
             }
             let file = dir.join(t.path.get_ref());
             if !file.is_file() {
-                return Err(src.at(&t.path, "path", format!("`{}` (as `{}`) is not a file", t.path.get_ref(), file.display())));
+                return Err(src.at(
+                    &t.path,
+                    "path",
+                    format!("`{}` (as `{}`) is not a file", t.path.get_ref(), file.display()),
+                ));
             }
             let format = t
                 .format
@@ -433,7 +457,11 @@ pub fn run(suite: &Suite, options: &BenchOptions, progress: &mut dyn FnMut(&str)
                     let result = sim::simulate(trace, &one, &on_done)
                         .map_err(|e| Error::config(format!("trace `{}` {} {size}: {e}", t.name, policy.name())))?;
                     let Some(run) = result.into_iter().next() else {
-                        return Err(Error::config(format!("trace `{}` {} {size}: the simulator returned no run", t.name, policy.name())));
+                        return Err(Error::config(format!(
+                            "trace `{}` {} {size}: the simulator returned no run",
+                            t.name,
+                            policy.name()
+                        )));
                     };
                     let mut seconds = run.seconds;
                     let mut cpu_seconds = cpu.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -550,11 +578,8 @@ fn cpu_model() -> Option<String> {
 /// A short table of a bench results file: one line per run.
 pub fn render(results: &ResultsFile) -> String {
     use std::fmt::Write;
-    let names: Vec<String> = results
-        .extra
-        .get("run_traces")
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default();
+    let names: Vec<String> =
+        results.extra.get("run_traces").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
     let mut out = format!(
         "{:<16} {:<12} {:>9} {:>10} {:>10} {:>11} {:>11} {:>8}\n",
         "trace", "policy", "size", "miss_ratio", "byte_miss", "median_ms", "min_ms", "samples"
@@ -599,9 +624,11 @@ mod tests {
 
     #[test]
     fn errors_name_line_and_field() {
-        let e = parse("[[trace]]\nname = \"d\"\npath = \"../default.toml\"\npolicies = [\"lru\"]\nsizes = [\"1%\"]\nbogus = 1\n")
-            .unwrap_err()
-            .to_string();
+        let e = parse(
+            "[[trace]]\nname = \"d\"\npath = \"../default.toml\"\npolicies = [\"lru\"]\nsizes = [\"1%\"]\nbogus = 1\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("line 6") && e.contains("bogus"), "{e}");
         let e = parse("[[trace]]\nname = \"d\"\npath = \"../default.toml\"\npolicies = [\"nope\"]\nsizes = [\"1%\"]\n")
             .unwrap_err()

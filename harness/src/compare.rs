@@ -17,14 +17,14 @@
 //!   on-CPU time is judged when both files have it, see [`TimeBasis`],
 //!   because on a shared machine it is several times steadier); the estimate is the
 //!   ratio of medians current / baseline, with a seeded percentile bootstrap
-//!   interval ([`DEFAULT_RESAMPLES`] resamples of each side). A run is
-//!   *slower* only when the whole interval lies above `1 + threshold`, so
-//!   noise alone does not fail a build; *faster* when it lies below
-//!   `1 - threshold`. Runs with fewer than [`MIN_SAMPLES`] samples on either
-//!   side are shown and never judged. A suite-level figure, the geometric
-//!   mean of the per-run ratios with its own bootstrap interval, is judged
-//!   the same way: it catches a broad slowdown that no single run shows
-//!   with confidence.
+//!   interval ([`DEFAULT_RESAMPLES`] resamples of each side). The suite's
+//!   figure, the geometric mean of the runs' ratios with its own bootstrap
+//!   interval, is *slower* only when the whole interval lies above
+//!   `1 + threshold` (default 5%), so noise alone does not fail a build;
+//!   *faster* when it lies below `1 - threshold`. A single run is judged the
+//!   same way against `run_threshold` (default 10%): it has fewer samples
+//!   and there are many runs, so it needs the wider margin. Runs with fewer
+//!   than [`MIN_SAMPLES`] samples on either side are shown and never judged.
 //!
 //! Runs are matched by (policy, capacity, objects) within a trace; traces
 //! are matched by name (a `bench` file) or are the one trace of a `sim`
@@ -66,7 +66,8 @@ const IDENTITY_FIELDS: &[&str] = &["policy", "capacity", "size", "objects"];
 /// Run fields derived from compared integers (shown, not compared twice).
 const DERIVED_FIELDS: &[&str] = &["miss_ratio", "byte_miss_ratio"];
 /// Figures where less is better: an improvement may only lower these.
-const COST_FIELDS: &[&str] = &["misses", "missed_bytes", "uploads", "upload_bytes", "readbacks", "readback_bytes", "compiles"];
+const COST_FIELDS: &[&str] =
+    &["misses", "missed_bytes", "uploads", "upload_bytes", "readbacks", "readback_bytes", "compiles"];
 /// Figures that follow from the costs (fewer misses, fewer evictions) and
 /// may move either way in an improvement.
 const CONSEQUENCE_FIELDS: &[&str] = &["hits", "evictions", "evicted_bytes"];
@@ -92,9 +93,9 @@ pub enum TimingMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TimeBasis {
-    /// `cpu` when both files have on-CPU samples, else `wall`.
-    /// (`normalized` is opt-in: see its docs and the false-alarm
-    /// measurement in `results/`.)
+    /// The steadiest basis both files allow: `normalized`, else `cpu`, else
+    /// `wall` (the false-alarm measurement in
+    /// `results/2026-11-22-dev-2core/false-alarms/` chose this order).
     Auto,
     /// Wall time (`seconds_samples`, or `seconds`).
     Wall,
@@ -127,8 +128,13 @@ impl std::str::FromStr for TimeBasis {
 /// How to judge.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CompareOptions {
-    /// Smallest slowdown worth reporting, as a fraction (0.05 = 5%).
+    /// Smallest slowdown of the suite (geometric mean of the runs' ratios)
+    /// worth reporting, as a fraction (0.05 = 5%).
     pub threshold: f64,
+    /// Smallest slowdown of a single run worth reporting. A run has fewer
+    /// samples than the suite and there are many runs to test, so it needs
+    /// a larger margin to stay quiet on noise: twice `threshold` by default.
+    pub run_threshold: f64,
     /// Confidence of the bootstrap intervals, in (0.5, 1).
     pub confidence: f64,
     /// Bootstrap resamples.
@@ -145,6 +151,7 @@ impl Default for CompareOptions {
     fn default() -> Self {
         CompareOptions {
             threshold: 0.05,
+            run_threshold: 0.10,
             confidence: 0.99,
             resamples: DEFAULT_RESAMPLES,
             allow_improvements: false,
@@ -421,7 +428,8 @@ fn read_value(path: &Path) -> std::result::Result<Value, String> {
 }
 
 fn schema_version(path: &Path, value: &Value) -> std::result::Result<u64, String> {
-    let obj = value.as_object().ok_or_else(|| format!("`{}` is not a results file: not a JSON object", path.display()))?;
+    let obj =
+        value.as_object().ok_or_else(|| format!("`{}` is not a results file: not a JSON object", path.display()))?;
     match obj.get("schema_version") {
         Some(v) => v.as_u64().ok_or_else(|| {
             format!("`{}` is not a results file: `schema_version` is {v}, not a whole number", path.display())
@@ -443,7 +451,11 @@ fn load(path: &Path, value: Value) -> std::result::Result<Loaded, String> {
         let lists: Vec<Vec<f64>> = serde_json::from_value(v.clone())
             .map_err(|e| not_results(format!("`extra.{field}` must be a list of lists of seconds: {e}")))?;
         if lists.len() != file.runs.len() {
-            return Err(not_results(format!("`extra.{field}` has {} entries for {} runs", lists.len(), file.runs.len())));
+            return Err(not_results(format!(
+                "`extra.{field}` has {} entries for {} runs",
+                lists.len(),
+                file.runs.len()
+            )));
         }
         Ok(lists.into_iter().map(Some).collect())
     };
@@ -460,7 +472,10 @@ fn load(path: &Path, value: Value) -> std::result::Result<Loaded, String> {
         let wall = r.samples(TimeBasis::Wall);
         let all = wall.iter().chain(r.cpu.iter().flatten()).chain(r.reference.iter().flatten());
         if let Some(bad) = all.clone().find(|s| !(s.is_finite() && **s >= 0.0)) {
-            return Err(not_results(format!("run {i} ({} {}): timing sample {bad} is not a time", r.run.policy, r.run.size)));
+            return Err(not_results(format!(
+                "run {i} ({} {}): timing sample {bad} is not a time",
+                r.run.policy, r.run.size
+            )));
         }
         if let (Some(c), Some(rf)) = (&r.cpu, &r.reference)
             && (c.len() != rf.len() || rf.iter().any(|&x| x <= 0.0))
@@ -624,6 +639,7 @@ pub fn compare_files(baseline: &Path, current: &Path, options: &CompareOptions) 
     let both_cpu = has_cpu(&base) && has_cpu(&cur);
     let both_reference = both_cpu && has_reference(&base) && has_reference(&cur);
     let basis = match options.basis {
+        TimeBasis::Auto if both_reference => TimeBasis::Normalized,
         TimeBasis::Auto if both_cpu => TimeBasis::Cpu,
         TimeBasis::Auto => TimeBasis::Wall,
         TimeBasis::Cpu if !both_cpu => {
@@ -655,7 +671,11 @@ pub fn compare_files(baseline: &Path, current: &Path, options: &CompareOptions) 
     for bg in &base.groups {
         let cg = if single { cur.groups.first() } else { cur.groups.iter().find(|g| g.name == bg.name) };
         let Some(cg) = cg else {
-            notes.push(format!("trace `{}` is only in the baseline; its {} runs are not compared", bg.name, bg.runs.len()));
+            notes.push(format!(
+                "trace `{}` is only in the baseline; its {} runs are not compared",
+                bg.name,
+                bg.runs.len()
+            ));
             continue;
         };
         if let Some(why) = identity_mismatch(&bg.name, bg, cg) {
@@ -666,7 +686,11 @@ pub fn compare_files(baseline: &Path, current: &Path, options: &CompareOptions) 
     }
     if !single {
         for cg in cur.groups.iter().filter(|cg| !base.groups.iter().any(|bg| bg.name == cg.name)) {
-            notes.push(format!("trace `{}` is only in the current file; its {} runs are not compared", cg.name, cg.runs.len()));
+            notes.push(format!(
+                "trace `{}` is only in the current file; its {} runs are not compared",
+                cg.name,
+                cg.runs.len()
+            ));
         }
     }
     if matched_groups == 0 {
@@ -776,14 +800,19 @@ fn compare_group(
 
 /// The deterministic figures that differ; `Err(field)` when a figure is on
 /// one side only.
-fn figure_changes(base: &Map<String, Value>, cur: &Map<String, Value>) -> std::result::Result<Vec<FigureChange>, String> {
+fn figure_changes(
+    base: &Map<String, Value>,
+    cur: &Map<String, Value>,
+) -> std::result::Result<Vec<FigureChange>, String> {
     let fields: BTreeSet<&String> = base.keys().chain(cur.keys()).collect();
     let mut changes = Vec::new();
     // Report in a stable, readable order: known figures first.
     let order = |f: &str| COST_FIELDS.iter().chain(CONSEQUENCE_FIELDS).position(|k| *k == f).unwrap_or(usize::MAX);
     let mut fields: Vec<&String> = fields
         .into_iter()
-        .filter(|f| !IDENTITY_FIELDS.contains(&f.as_str()) && !DERIVED_FIELDS.contains(&f.as_str()) && !is_timing_field(f))
+        .filter(|f| {
+            !IDENTITY_FIELDS.contains(&f.as_str()) && !DERIVED_FIELDS.contains(&f.as_str()) && !is_timing_field(f)
+        })
         .collect();
     fields.sort_by_key(|f| (order(f), (*f).clone()));
     for field in fields {
@@ -915,7 +944,7 @@ fn time_run(base: &[f64], cur: &[f64], options: &CompareOptions, seed: u64) -> T
         let (lo, hi) = percentile_interval(&bootstrap_ratios(base, cur, options.resamples, seed), options.confidence);
         t.lower = lo;
         t.upper = hi;
-        t.verdict = verdict(lo, hi, options.threshold);
+        t.verdict = verdict(lo, hi, options.run_threshold);
     }
     t
 }
@@ -1046,17 +1075,30 @@ fn headline(r: &Report) -> String {
     if slower > 0 || r.suite_slower() {
         let how = if r.options.timings == TimingMode::Report { " (timings report-only)" } else { "" };
         let suite = if r.suite_slower() { ", suite slower" } else { "" };
-        parts.push(format!("{slower} runs slower than {:.0}%{suite}{how}", r.options.threshold * 100.0));
+        parts.push(format!("{slower} runs slower than {:.0}%{suite}{how}", r.options.run_threshold * 100.0));
     }
     if parts.is_empty() {
-        parts.push(format!("{} runs, no change in behaviour, no slowdown beyond {:.0}%", r.runs.len(), r.options.threshold * 100.0));
+        parts.push(format!(
+            "{} runs, no change in behaviour, no slowdown beyond {:.0}% (suite) or {:.0}% (a run)",
+            r.runs.len(),
+            r.options.threshold * 100.0,
+            r.options.run_threshold * 100.0
+        ));
     }
     let word = if r.regressed() { "REGRESSION" } else { "ok" };
     format!("{word}: {}", parts.join("; "))
 }
 
 fn side_line(s: &Side) -> String {
-    format!("`{}` ({}, cachescope {} @ {}, {}, {} cpus)", s.path.display(), s.kind, s.version, s.git_rev, s.hostname, s.cpus)
+    format!(
+        "`{}` ({}, cachescope {} @ {}, {}, {} cpus)",
+        s.path.display(),
+        s.kind,
+        s.version,
+        s.git_rev,
+        s.hostname,
+        s.cpus
+    )
 }
 
 const BEHAVIOUR_NOTE: &str = "Deterministic figures are exact: any change means the simulated behaviour changed. \
@@ -1075,7 +1117,8 @@ impl Report {
     fn method_line(&self) -> String {
         format!(
             "timings ({}): ratio of medians current/baseline, {:.0}% bootstrap interval ({} resamples, seeded); \
-             slower/faster only when the whole interval is beyond ±{:.1}%; fewer than {MIN_SAMPLES} samples: not judged{}",
+             slower/faster only when the whole interval is beyond ±{:.1}% (suite geometric mean) or ±{:.1}% (a run); \
+             fewer than {MIN_SAMPLES} samples: not judged{}",
             match self.basis {
                 TimeBasis::Normalized => "on-CPU time / reference kernel",
                 TimeBasis::Cpu => "on-CPU time",
@@ -1084,6 +1127,7 @@ impl Report {
             self.options.confidence * 100.0,
             self.options.resamples,
             self.options.threshold * 100.0,
+            self.options.run_threshold * 100.0,
             if self.options.timings == TimingMode::Report { "; report-only" } else { "" }
         )
     }
@@ -1126,8 +1170,8 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "\n{:<16} {:<12} {:>9} {:>11} {:>11} {:>7} {:>17}  {}",
-            "trace", "policy", "size", "baseline", "current", "ratio", "interval", "time"
+            "\n{:<16} {:<12} {:>9} {:>11} {:>11} {:>7} {:>17}  time",
+            "trace", "policy", "size", "baseline", "current", "ratio", "interval"
         );
         for r in &self.runs {
             let t = &r.timing;
@@ -1156,7 +1200,11 @@ impl Report {
             );
         }
         for u in &self.unmatched {
-            let _ = writeln!(out, "only in the {}: trace {} policy {} size {} (not compared)", u.only_in, u.trace, u.policy, u.size);
+            let _ = writeln!(
+                out,
+                "only in the {}: trace {} policy {} size {} (not compared)",
+                u.only_in, u.trace, u.policy, u.size
+            );
         }
         for n in &self.notes {
             let _ = writeln!(out, "note: {n}");
@@ -1170,9 +1218,15 @@ impl Report {
         let _ = writeln!(out, "### {icon} cachescope compare: {}\n", headline(self));
         let _ = writeln!(out, "Baseline {}  \nCurrent {}\n", side_line(&self.baseline), side_line(&self.current));
         let changed: Vec<&RunComparison> = self.runs.iter().filter(|r| r.behaviour != Behaviour::Unchanged).collect();
-        let slower: Vec<&RunComparison> =
-            self.runs.iter().filter(|r| matches!(r.timing.verdict, TimingVerdict::Slower | TimingVerdict::Faster)).collect();
-        if changed.is_empty() && slower.is_empty() && self.suite_timing.as_ref().is_none_or(|t| t.verdict == TimingVerdict::Unchanged) {
+        let slower: Vec<&RunComparison> = self
+            .runs
+            .iter()
+            .filter(|r| matches!(r.timing.verdict, TimingVerdict::Slower | TimingVerdict::Faster))
+            .collect();
+        if changed.is_empty()
+            && slower.is_empty()
+            && self.suite_timing.as_ref().is_none_or(|t| t.verdict == TimingVerdict::Unchanged)
+        {
             let _ = writeln!(out, "No changes.\n");
         } else {
             let _ = writeln!(out, "| trace | policy | size | figure | baseline | current | change |");

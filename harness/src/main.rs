@@ -62,9 +62,14 @@ struct CompareArgs {
     baseline: PathBuf,
     /// The results file to judge.
     current: PathBuf,
-    /// Smallest slowdown reported: `5%` or `0.05`.
+    /// Smallest slowdown of the whole suite (geometric mean) reported: `5%`
+    /// or `0.05`.
     #[arg(long, default_value = "5%")]
     threshold: String,
+    /// Smallest slowdown of a single run reported (default: twice
+    /// --threshold).
+    #[arg(long)]
+    run_threshold: Option<String>,
     /// Confidence of the bootstrap interval of each time ratio.
     #[arg(long, default_value_t = 0.99)]
     confidence: f64,
@@ -237,18 +242,18 @@ fn main() -> Result<()> {
         Command::Replay(a) => cachescope_harness::gpu::cli::run_replay(a)?,
         Command::Compare(a) => {
             use cachescope_harness::compare::{self, CompareOptions, CompareRequest, TimingMode};
-            let threshold = compare::parse_threshold(&a.threshold).map_err(anyhow::Error::msg);
-            let format = a.format.parse::<compare::Format>().map_err(anyhow::Error::msg);
-            let (threshold, format) = match (threshold, format) {
-                (Ok(t), Ok(f)) => (t, f),
-                (Err(e), _) | (_, Err(e)) => {
-                    eprintln!("error: {e}");
-                    std::process::exit(2);
-                }
-            };
+            let parsed = compare::parse_threshold(&a.threshold).and_then(|t| {
+                let run = a.run_threshold.as_deref().map_or(Ok(2.0 * t), compare::parse_threshold)?;
+                Ok((t, run, a.format.parse::<compare::Format>()?))
+            });
+            let (threshold, run_threshold, format) = parsed.unwrap_or_else(|e| {
+                eprintln!("error: {e}");
+                std::process::exit(2);
+            });
             let timings = if a.timings == "report" { TimingMode::Report } else { TimingMode::Fail };
             let options = CompareOptions {
                 threshold,
+                run_threshold,
                 confidence: a.confidence,
                 resamples: a.resamples,
                 allow_improvements: a.allow_improvements,

@@ -103,11 +103,11 @@ pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> anyhow::Result<
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        e
-    })
-    .with_context(|| format!("writing results to `{}`", path.display()))
+    write()
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+        .with_context(|| format!("writing results to `{}`", path.display()))
 }
 
 /// Serialises [`write_json_atomic`] calls with the signal thread of

@@ -173,7 +173,8 @@ fn a_synthetic_slowdown_beyond_the_noise_is_flagged_with_its_interval() {
     for run in report["runs"].as_array().unwrap() {
         let t = &run["timing"];
         assert_eq!(t["verdict"], "slower", "{run}");
-        let (lo, ratio, hi) = (t["lower"].as_f64().unwrap(), t["ratio"].as_f64().unwrap(), t["upper"].as_f64().unwrap());
+        let (lo, ratio, hi) =
+            (t["lower"].as_f64().unwrap(), t["ratio"].as_f64().unwrap(), t["upper"].as_f64().unwrap());
         assert!(lo > 1.05 && lo <= ratio && ratio <= hi, "{lo} {ratio} {hi}");
     }
     // Report-only timings: shown, exit 0.
@@ -184,26 +185,39 @@ fn a_synthetic_slowdown_beyond_the_noise_is_flagged_with_its_interval() {
 
 #[test]
 fn a_real_30_percent_slowdown_from_the_test_knob_is_flagged() {
+    // Real times on a shared machine (other tests run beside this one): a
+    // pair made while a neighbour's burst hit only the baseline can hide the
+    // slowdown, so a pair is tried up to three times; a 30% slowdown missed
+    // three times in a row is a real failure.
     let dir = tempfile::tempdir().unwrap();
     let suite = write_suite(dir.path(), 15);
-    let (base, slow) = (dir.path().join("base.json"), dir.path().join("slow.json"));
     let s = suite.to_str().unwrap();
-    let out = cachescope(&["bench", s, "--out", base.to_str().unwrap(), "--quiet"], &[]);
-    assert!(out.status.success(), "{}", text(&out));
-    let out = cachescope(
-        &["bench", s, "--out", slow.to_str().unwrap(), "--quiet"],
-        &[("CACHESCOPE_TEST_SLOWDOWN", "0.3")],
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("test-only"), "the knob must announce itself: {}", text(&out));
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&slow).unwrap()).unwrap();
-    assert_eq!(v["extra"]["test_slowdown"], 0.3);
-    let out = compare(&base, &slow, &["--format", "json"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(report["notes"].to_string().contains("CACHESCOPE_TEST_SLOWDOWN"), "{report}");
-    // The knob changes times only: behaviour is the same.
-    assert!(report["runs"].as_array().unwrap().iter().all(|r| r["behaviour"] == "unchanged"), "{report}");
+    let mut reports = Vec::new();
+    for attempt in 0..3 {
+        let (base, slow) =
+            (dir.path().join(format!("base{attempt}.json")), dir.path().join(format!("slow{attempt}.json")));
+        let out = cachescope(&["bench", s, "--out", base.to_str().unwrap(), "--quiet"], &[]);
+        assert!(out.status.success(), "{}", text(&out));
+        let out = cachescope(
+            &["bench", s, "--out", slow.to_str().unwrap(), "--quiet"],
+            &[("CACHESCOPE_TEST_SLOWDOWN", "0.3")],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(text(&out).contains("test-only"), "the knob must announce itself: {}", text(&out));
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&slow).unwrap()).unwrap();
+        assert_eq!(v["extra"]["test_slowdown"], 0.3);
+        let out = compare(&base, &slow, &["--format", "json"]);
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{}", text(&out));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(report["notes"].to_string().contains("CACHESCOPE_TEST_SLOWDOWN"), "{report}");
+        // The knob changes times only: behaviour is the same.
+        assert!(report["runs"].as_array().unwrap().iter().all(|r| r["behaviour"] == "unchanged"), "{report}");
+        if out.status.code() == Some(1) {
+            return;
+        }
+        reports.push(report["suite_timing"].clone());
+    }
+    panic!("a 30% slowdown was not flagged in three tries; suite timings: {reports:?}");
 }
 
 #[test]
@@ -280,8 +294,11 @@ fn bmf_export_has_the_bencher_shape() {
     assert!(b["miss_ratio"]["value"].as_f64().unwrap() > 0.0, "{v}");
     assert!(b["byte_miss_ratio"]["value"].is_number(), "{v}");
     for m in ["latency", "throughput"] {
-        let (lo, val, hi) =
-            (b[m]["lower_value"].as_f64().unwrap(), b[m]["value"].as_f64().unwrap(), b[m]["upper_value"].as_f64().unwrap());
+        let (lo, val, hi) = (
+            b[m]["lower_value"].as_f64().unwrap(),
+            b[m]["value"].as_f64().unwrap(),
+            b[m]["upper_value"].as_f64().unwrap(),
+        );
         assert!(lo <= val && val <= hi, "{m}: {lo} {val} {hi}");
     }
 }
@@ -321,7 +338,8 @@ fn suite_errors_name_file_line_and_field() {
         format!("[[trace]]\nname = \"d\"\npath = \"{WORKLOADS}/default.toml\"\npolicies = [\"lru\"]\nsizes = [\"1%\"]\nrepeat = 3\n"),
     )
     .unwrap();
-    let out = cachescope(&["bench", suite.to_str().unwrap(), "--out", dir.path().join("x.json").to_str().unwrap()], &[]);
+    let out =
+        cachescope(&["bench", suite.to_str().unwrap(), "--out", dir.path().join("x.json").to_str().unwrap()], &[]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml") && err.contains("line 6") && err.contains("repeat"), "{err}");
