@@ -16,6 +16,10 @@ python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 command -v prometheus >/dev/null || need_apt+=(prometheus)
 command -v promtool >/dev/null || need_apt+=(prometheus)
 command -v chromium >/dev/null || need_apt+=(chromium)
+# wrk: the dashboard load test; util-linux (prlimit, unshare): the disk
+# store's full-disk tests.
+command -v wrk >/dev/null || need_apt+=(wrk)
+command -v prlimit >/dev/null || need_apt+=(util-linux)
 # lavapipe (Mesa's software Vulkan) is the real device of the GPU tests.
 [ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || need_apt+=(mesa-vulkan-drivers)
 ldconfig -p | grep -q libvulkan.so.1 || need_apt+=(libvulkan1)
@@ -46,3 +50,25 @@ cargo test -p cachescope-core --release --features strict-assertions --locked --
 
 step "doc tests"
 cargo test --workspace --doc --locked
+
+step "benchmark regression check: the CI suite against results/baselines/ci.json"
+# Deterministic figures (hits, misses, bytes, uploads, readbacks) must equal the
+# baseline's exactly: a change fails here (exit 1), as do files that cannot be
+# compared (exit 2). Timings are reported, never fail (--timings report): this
+# machine is not the one the baseline was measured on, so its times say
+# nothing about the code. If a policy's behaviour changes on purpose,
+# regenerate the baseline in the same change:
+#   cargo run --release -- bench workloads/bench/ci.toml --out results/baselines/ci.json
+cargo build --release --locked -p cachescope-harness
+mkdir -p target/bench
+./target/release/cachescope bench workloads/bench/ci.toml --out target/bench/ci.json --quiet
+./target/release/cachescope compare results/baselines/ci.json target/bench/ci.json \
+  --timings report --format markdown --bmf target/bench/ci-bmf.json | tee target/bench/ci-compare.md
+
+step "fuzz: every trace reader and the workload parser, 20 s each (cargo-fuzz)"
+# Builds fuzz/ (its own crate) with libFuzzer; new inputs go to a scratch
+# directory, crashes fail the step. CACHESCOPE_FUZZ_SECONDS=0 skips it; the
+# committed corpus is replayed by harness/tests/fuzz_corpus.rs in any case.
+if [ "${CACHESCOPE_FUZZ_SECONDS:-20}" != 0 ]; then
+  scripts/fuzz.sh "${CACHESCOPE_FUZZ_SECONDS:-20}"
+fi

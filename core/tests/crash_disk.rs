@@ -26,7 +26,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cachescope_core::Error;
-use cachescope_core::pipeline::{DiskPipelineStore, DiskStoreConfig, PipelineCacheKey, PipelineCacheStore, PipelineFeatureFlags};
+use cachescope_core::pipeline::{
+    DiskPipelineStore, DiskStoreConfig, PipelineCacheKey, PipelineCacheStore, PipelineFeatureFlags,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -383,8 +385,8 @@ fn full_disk_child() {
     let Some(root) = std::env::var_os("CRASH_FULL_ROOT") else { return };
     let root = PathBuf::from(root);
     let sync_every_put = env_u64("CRASH_FULL_SYNC") == Some(1);
-    let store = DiskPipelineStore::open(&root, DiskStoreConfig { sync_every_put, ..DiskStoreConfig::default() })
-        .expect("open");
+    let store =
+        DiskPipelineStore::open(&root, DiskStoreConfig { sync_every_put, ..DiskStoreConfig::default() }).expect("open");
     let mut stored: HashMap<u32, Vec<u8>> = HashMap::new();
     let mut failures = 0u32;
     for i in 0..200u32 {
@@ -508,7 +510,7 @@ fn decision(i: u64) -> cachescope_core::tuner::Decision {
         min_ns: 1_000 + i,
         median_ns: 2_000 + i,
         samples: 24,
-        confident: i % 2 == 0,
+        confident: i.is_multiple_of(2),
     }
 }
 

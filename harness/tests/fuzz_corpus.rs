@@ -47,7 +47,12 @@ fn read_all_ways(path: &Path, format: Option<TraceFormat>) -> bool {
 
 /// Replays `target`'s corpus: `prepare` turns an input into the file bytes
 /// (and its extension); returns (inputs, inputs that read records).
-fn replay(target: &str, format: Option<TraceFormat>, ext: &str, prepare: impl Fn(&[u8]) -> Option<Vec<u8>>) -> (usize, usize) {
+fn replay(
+    target: &str,
+    format: Option<TraceFormat>,
+    ext: &str,
+    prepare: impl Fn(&[u8]) -> Option<Vec<u8>>,
+) -> (usize, usize) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(format!("input.{ext}"));
     let (mut n, mut good) = (0, 0);

@@ -108,11 +108,8 @@ fn interrupted_sweep_keeps_finished_runs(signal: &str, expected_code: i32) {
         assert_eq!(r.requests, 200_000, "{} {}: a whole run", r.policy, r.size);
         assert!(r.missed_bytes <= r.requested_bytes && r.seconds > 0.0);
     }
-    let leftovers: Vec<PathBuf> = std::fs::read_dir(out.parent().unwrap())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p != &out)
-        .collect();
+    let leftovers: Vec<PathBuf> =
+        std::fs::read_dir(out.parent().unwrap()).unwrap().map(|e| e.unwrap().path()).filter(|p| p != &out).collect();
     assert!(leftovers.is_empty(), "temp files left behind: {leftovers:?}");
 
     // The last saved run equals a fresh single run of its policy and size.
@@ -123,7 +120,13 @@ fn interrupted_sweep_keeps_finished_runs(signal: &str, expected_code: i32) {
     assert!(ok.success());
     let fresh = read_results(&single).unwrap();
     assert_eq!(fresh.runs.len(), 1);
-    assert_eq!(counters(&fresh.runs[0]), counters(last), "interrupted sweep vs fresh run of {} {}", last.policy, last.size);
+    assert_eq!(
+        counters(&fresh.runs[0]),
+        counters(last),
+        "interrupted sweep vs fresh run of {} {}",
+        last.policy,
+        last.size
+    );
     eprintln!("{signal}: exit {expected_code}, {} of {total} runs saved and complete", file.runs.len());
 }
 

@@ -34,9 +34,12 @@ struct Row {
 fn oracle(csv: &Path, policies: &str, capacities: &[u64], objects: bool) -> Vec<Row> {
     let sizes: Vec<String> = capacities.iter().map(u64::to_string).collect();
     let mut cmd = Command::new("python3");
-    cmd.arg(repo().join("workloads/oracle/libcachesim_oracle.py"))
-        .arg(csv)
-        .args(["--policies", policies, "--sizes", &sizes.join(",")]);
+    cmd.arg(repo().join("workloads/oracle/libcachesim_oracle.py")).arg(csv).args([
+        "--policies",
+        policies,
+        "--sizes",
+        &sizes.join(","),
+    ]);
     if objects {
         cmd.arg("--objects");
     }
