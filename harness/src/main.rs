@@ -229,6 +229,10 @@ struct SimArgs {
     /// No table, no progress.
     #[arg(long)]
     quiet: bool,
+    /// Serve the run in progress (web page, /metrics, JSON API) on this
+    /// address, and keep serving after it ends until stopped (Ctrl-C).
+    #[arg(long, value_name = "ADDR")]
+    serve: Option<std::net::SocketAddr>,
 }
 
 fn main() -> Result<()> {
@@ -371,7 +375,7 @@ fn run_sim(a: SimArgs) -> Result<()> {
     let loaded = std::time::Instant::now();
     // One run with a capacity in units streams the file into the cache (no
     // decoded copy; the decode time is then part of the run's seconds).
-    let (trace, streamed) = if a.mrc.is_none() && sim::can_stream(&config) {
+    let (trace, streamed) = if a.mrc.is_none() && a.serve.is_none() && sim::can_stream(&config) {
         let (summary, run) = sim::simulate_streamed(&a.trace, format, options, &config, &|_| {})
             .with_context(|| format!("simulating trace `{}`", a.trace.display()))?;
         (summary, Some(run))
@@ -401,9 +405,30 @@ fn run_sim(a: SimArgs) -> Result<()> {
     results.extra.insert("unique_bytes".into(), trace.unique_bytes.into());
     results.extra.insert("unique_keys".into(), trace.unique_keys.into());
 
+    // The live view: a server over a LiveMetrics the runs publish into.
+    let workload = a.trace.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let live = match a.serve {
+        Some(addr) => {
+            let metrics = cachescope_dashboard::LiveMetrics::new();
+            let results_dir = a.out.as_ref().and_then(|o| o.parent()).filter(|p| !p.as_os_str().is_empty());
+            let config = cachescope_dashboard::ServeConfig {
+                live: Some(metrics.clone()),
+                results_dir: results_dir.map(Into::into),
+                ..cachescope_dashboard::ServeConfig::default()
+            };
+            let server = cachescope_dashboard::serve(addr, config).with_context(|| format!("--serve {addr}"))?;
+            eprintln!("live view at {} (metrics at {}/metrics)", server.url(), server.url());
+            Some((LivePublisher::new(metrics, workload, trace.len() as u64 * total_runs as u64), server))
+        }
+        None => None,
+    };
+
     // Every finished run is saved at once: an interrupted sweep keeps them.
     let shared = Mutex::new((results, None::<anyhow::Error>));
     let on_done = |run: &RunResult| {
+        if let Some((publisher, _)) = &live {
+            publisher.finished(run);
+        }
         let mut guard = shared.lock().unwrap_or_else(|e| e.into_inner());
         let (file, err) = &mut *guard;
         file.runs.push(run.clone());
@@ -422,7 +447,10 @@ fn run_sim(a: SimArgs) -> Result<()> {
             on_done(&run);
             vec![run]
         }
-        None => sim::simulate(&trace, &config, &on_done).map_err(anyhow::Error::msg)?,
+        None => {
+            let observer = live.as_ref().map(|(p, _)| p as &dyn sim::SimObserver);
+            sim::simulate_observed(&trace, &config, &on_done, observer).map_err(anyhow::Error::msg)?
+        }
     };
     if show_progress {
         eprintln!();
@@ -444,7 +472,92 @@ fn run_sim(a: SimArgs) -> Result<()> {
             println!("results: {}", out.display());
         }
     }
+    if let Some((_, server)) = live {
+        eprintln!("run finished; still serving at {} (Ctrl-C to stop)", server.url());
+        server.wait()?;
+    }
     Ok(())
+}
+
+/// Publishes a sweep's progress into the live metrics: every
+/// `sim::OBSERVE_EVERY` requests of each run, and each run's final counters.
+struct LivePublisher {
+    metrics: cachescope_dashboard::LiveMetrics,
+    workload: String,
+    total_requests: u64,
+    /// Position reached by each run, to sum the sweep's progress.
+    positions: Mutex<std::collections::HashMap<String, u64>>,
+}
+
+impl LivePublisher {
+    fn new(metrics: cachescope_dashboard::LiveMetrics, workload: String, total_requests: u64) -> Self {
+        LivePublisher { metrics, workload, total_requests, positions: Mutex::new(Default::default()) }
+    }
+
+    fn labels(&self, policy: &str, size: &str) -> cachescope_dashboard::Labels {
+        cachescope_dashboard::Labels::new("sim", policy).with_workload(self.workload.clone()).with_run(size)
+    }
+
+    fn publish(
+        &self,
+        labels: &cachescope_dashboard::Labels,
+        position: u64,
+        stats: &cachescope_core::stats::CacheStats,
+        gpu: Option<sim::GpuTotals>,
+    ) {
+        self.metrics.publish_cache_at(labels, position, stats);
+        let reason = cachescope_core::stats::EvictionReason::Capacity;
+        self.metrics.publish_evictions(labels, reason, stats.evictions, stats.evicted_bytes);
+        if let Some(g) = gpu {
+            let transfers = cachescope_dashboard::GpuTransfers {
+                uploads: g.uploads,
+                upload_bytes: g.upload_bytes,
+                readbacks: g.readbacks,
+                readback_bytes: g.readback_bytes,
+                ..Default::default()
+            };
+            self.metrics.publish_gpu(labels, &transfers);
+        }
+        let done = {
+            let mut positions = self.positions.lock().unwrap_or_else(|e| e.into_inner());
+            positions.insert(format!("{}/{}", labels.policy, labels.run), position);
+            positions.values().sum()
+        };
+        self.metrics.progress(done, self.total_requests);
+    }
+
+    fn finished(&self, run: &RunResult) {
+        let stats = cachescope_core::stats::CacheStats {
+            requests: run.requests,
+            hits: run.hits,
+            misses: run.misses,
+            requested_bytes: run.requested_bytes,
+            missed_bytes: run.missed_bytes,
+            evictions: run.evictions,
+            evicted_bytes: run.evicted_bytes,
+            ..Default::default()
+        };
+        let gpu = run.upload_bytes.map(|_| sim::GpuTotals {
+            uploads: run.uploads.unwrap_or(0),
+            upload_bytes: run.upload_bytes.unwrap_or(0),
+            readbacks: run.readbacks.unwrap_or(0),
+            readback_bytes: run.readback_bytes.unwrap_or(0),
+        });
+        self.publish(&self.labels(&run.policy, &run.size), run.requests, &stats, gpu);
+    }
+}
+
+impl sim::SimObserver for LivePublisher {
+    fn progress(
+        &self,
+        run: &sim::RunLabel,
+        position: u64,
+        _total: u64,
+        stats: &cachescope_core::stats::CacheStats,
+        gpu: Option<sim::GpuTotals>,
+    ) {
+        self.publish(&self.labels(run.policy, &run.size), position, stats, gpu);
+    }
 }
 
 /// The LRU miss-ratio curve at the configured sizes and at 32 log-spaced

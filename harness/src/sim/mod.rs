@@ -274,6 +274,55 @@ pub fn simulate(
     config: &SimConfig,
     on_done: &(dyn Fn(&RunResult) + Sync),
 ) -> Result<Vec<RunResult>, String> {
+    simulate_observed(trace, config, on_done, None)
+}
+
+/// Watches runs in progress (the live dashboard): called every
+/// [`OBSERVE_EVERY`] requests of each run with the counters so far (after
+/// warm-up), and once at the end. Never called per request, so watching
+/// costs the request loop one branch per chunk.
+pub trait SimObserver: Sync {
+    /// A run's counters at request `position` (of `total`).
+    fn progress(&self, run: &RunLabel, position: u64, total: u64, stats: &CacheStats, gpu: Option<GpuTotals>);
+}
+
+/// Requests between two [`SimObserver::progress`] calls.
+pub const OBSERVE_EVERY: usize = 1 << 16;
+
+/// Which run an observation is of.
+#[derive(Debug, Clone)]
+pub struct RunLabel {
+    /// Policy name.
+    pub policy: &'static str,
+    /// The size as asked for (`1%`, `64MiB`).
+    pub size: String,
+    /// Capacity in units.
+    pub capacity: u64,
+}
+
+/// GPU-model counters so far.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GpuTotals {
+    /// Misses that uploaded.
+    pub uploads: u64,
+    /// Bytes uploaded.
+    pub upload_bytes: u64,
+    /// Dirty evictions read back.
+    pub readbacks: u64,
+    /// Bytes read back.
+    pub readback_bytes: u64,
+}
+
+/// [`simulate`], with an observer of runs in progress.
+///
+/// # Errors
+/// As [`simulate`].
+pub fn simulate_observed(
+    trace: &DecodedTrace,
+    config: &SimConfig,
+    on_done: &(dyn Fn(&RunResult) + Sync),
+    observer: Option<&dyn SimObserver>,
+) -> Result<Vec<RunResult>, String> {
     if config.gpu && trace.is_free.is_none() {
         return Err("the GPU model needs a dispatch trace loaded in GPU mode (frees and access kinds)".into());
     }
@@ -310,7 +359,7 @@ pub fn simulate(
             scope.spawn(|| {
                 while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
                     let job = &jobs[i];
-                    let run = run_job(trace, job, config, warmup);
+                    let run = run_job(trace, job, config, warmup, observer);
                     on_done(&run);
                     results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(run);
                 }
@@ -320,9 +369,18 @@ pub fn simulate(
     Ok(results.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter().flatten().collect())
 }
 
-fn run_job(trace: &DecodedTrace, job: &Job, config: &SimConfig, warmup: usize) -> RunResult {
+fn run_job(
+    trace: &DecodedTrace,
+    job: &Job,
+    config: &SimConfig,
+    warmup: usize,
+    observer: Option<&dyn SimObserver>,
+) -> RunResult {
     let started = Instant::now();
-    let (stats, gpu) = job.policy.visit(Replay { trace, capacity: job.capacity, gpu: config.gpu, warmup });
+    let label = RunLabel { policy: job.policy.name(), size: job.size.to_string(), capacity: job.capacity };
+    let watch = observer.map(|o| Watch { observer: o, label });
+    let replay = Replay { trace, capacity: job.capacity, gpu: config.gpu, warmup, watch: watch.as_ref() };
+    let (stats, gpu) = job.policy.visit(replay);
     run_result(job, config, &stats, gpu, started.elapsed().as_secs_f64())
 }
 
@@ -357,6 +415,25 @@ struct Replay<'a> {
     capacity: u64,
     gpu: bool,
     warmup: usize,
+    watch: Option<&'a Watch<'a>>,
+}
+
+/// An observer and the run it watches.
+struct Watch<'a> {
+    observer: &'a dyn SimObserver,
+    label: RunLabel,
+}
+
+impl Watch<'_> {
+    fn report(&self, position: usize, total: usize, stats: &CacheStats, gpu: Option<GpuCounters>) {
+        let gpu = gpu.map(|g| GpuTotals {
+            uploads: g.uploads,
+            upload_bytes: g.upload_bytes,
+            readbacks: g.readbacks,
+            readback_bytes: g.readback_bytes,
+        });
+        self.observer.progress(&self.label, position as u64, total as u64, stats, gpu);
+    }
 }
 
 impl PolicyVisitor for Replay<'_> {
@@ -369,15 +446,20 @@ impl PolicyVisitor for Replay<'_> {
         let mut cache =
             Cache::with_index(CacheConfig::with_capacity(self.capacity), policy, index).expect("capacity checked");
         if self.gpu {
-            replay_gpu(&mut cache, self.trace, self.warmup)
+            replay_gpu(&mut cache, self.trace, self.warmup, self.watch)
         } else {
-            (replay(&mut cache, self.trace, self.warmup), None)
+            (replay(&mut cache, self.trace, self.warmup, self.watch), None)
         }
     }
 }
 
 /// The request model: every request is a lookup.
-fn replay<P: EvictionPolicy, I: KeyIndex>(cache: &mut Cache<P, I>, trace: &DecodedTrace, warmup: usize) -> CacheStats {
+fn replay<P: EvictionPolicy, I: KeyIndex>(
+    cache: &mut Cache<P, I>,
+    trace: &DecodedTrace,
+    warmup: usize,
+    watch: Option<&Watch<'_>>,
+) -> CacheStats {
     let n = trace.len();
     let warmup = warmup.min(n);
     // Two loops instead of a warm-up test per request; next accesses only
@@ -396,7 +478,17 @@ fn replay<P: EvictionPolicy, I: KeyIndex>(cache: &mut Cache<P, I>, trace: &Decod
     };
     feed(cache, 0..warmup);
     let before = if warmup > 0 { cache.stats() } else { CacheStats::default() };
-    feed(cache, warmup..n);
+    match watch {
+        None => feed(cache, warmup..n),
+        Some(w) => {
+            // In chunks, reporting after each: no per-request cost.
+            for start in (warmup..n).step_by(OBSERVE_EVERY) {
+                let end = (start + OBSERVE_EVERY).min(n);
+                feed(cache, start..end);
+                w.report(end, n, &cache.stats().since(&before), None);
+            }
+        }
+    }
     cache.stats().since(&before)
 }
 
@@ -426,6 +518,7 @@ fn replay_gpu<P: EvictionPolicy, I: KeyIndex>(
     cache: &mut Cache<P, I>,
     trace: &DecodedTrace,
     warmup: usize,
+    watch: Option<&Watch<'_>>,
 ) -> (CacheStats, Option<GpuCounters>) {
     let is_free = trace.is_free.as_deref().unwrap_or(&[]);
     let (mut g, mut g_before, mut before) = (GpuCounters::default(), GpuCounters::default(), CacheStats::default());
@@ -436,6 +529,13 @@ fn replay_gpu<P: EvictionPolicy, I: KeyIndex>(
             before = cache.stats();
             g_before = g;
             freed_before = freed;
+        }
+        if let Some(w) = watch
+            && i >= warmup
+            && (i - warmup) % OBSERVE_EVERY == 0
+            && i > warmup
+        {
+            w.report(i, trace.len(), &cache.stats().since(&before), Some(g.since(&g_before)));
         }
         let key = u64::from(trace.dense_ids[i]);
         if is_free.get(i).copied().unwrap_or(false) {
