@@ -267,8 +267,7 @@ impl<P: EvictionPolicy, I: KeyIndex> Cache<P, I> {
             let evicted = self.release(victim, EvictionReason::Capacity);
             on_evict(evicted);
         }
-        let fits =
-            self.occupied + req.size <= self.config.capacity && self.resident_entries < self.config.max_entries;
+        let fits = self.occupied + req.size <= self.config.capacity && self.resident_entries < self.config.max_entries;
         if admission == Admission::EvictOnly || !fits {
             self.stats.rejections += 1;
             return false;

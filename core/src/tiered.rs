@@ -224,7 +224,12 @@ impl TieredCache {
             let stats = TierStats { name: tc.name.clone(), capacity_bytes: tc.capacity_bytes, ..TierStats::default() };
             tiers.push(Tier { name: tc.name, cache, stats, victims: Vec::new() });
         }
-        Ok(TieredCache { tiers, promotion: config.promotion, location: FxHashMap::default(), stats: TieredStats::default() })
+        Ok(TieredCache {
+            tiers,
+            promotion: config.promotion,
+            location: FxHashMap::default(),
+            stats: TieredStats::default(),
+        })
     }
 
     /// Adds a new entry to the slowest tier that can hold it, demoting (and,
@@ -252,14 +257,14 @@ impl TieredCache {
     /// # Errors
     /// [`Error::UnknownKey`] for a key that was never inserted or was dropped.
     pub fn access(&mut self, key: u64, access: Access, on_move: &mut impl FnMut(TierMove)) -> Result<TierAccess> {
-        let loc = self.location.get_mut(&key).ok_or_else(|| Error::UnknownKey { key })?;
+        let loc = self.location.get_mut(&key).ok_or(Error::UnknownKey { key })?;
         let found_in = loc.tier;
         loc.accesses = loc.accesses.saturating_add(1);
         let accesses = loc.accesses;
         self.stats.accesses += 1;
         let tier = &mut self.tiers[found_in];
         tier.stats.hits += 1;
-        let (size_bytes, _) = tier.cache.peek(key).ok_or_else(|| Error::UnknownKey { key })?;
+        let (size_bytes, _) = tier.cache.peek(key).ok_or(Error::UnknownKey { key })?;
 
         let wants_promotion = match self.promotion {
             PromotionRule::OnAccess => true,
@@ -297,8 +302,8 @@ impl TieredCache {
     /// # Errors
     /// [`Error::UnknownKey`] for a key that is not present.
     pub fn remove(&mut self, key: u64, on_move: &mut impl FnMut(TierMove)) -> Result<TierId> {
-        let loc = self.location.remove(&key).ok_or_else(|| Error::UnknownKey { key })?;
-        let evicted = self.tiers[loc.tier].cache.remove(key).ok_or_else(|| Error::UnknownKey { key })?;
+        let loc = self.location.remove(&key).ok_or(Error::UnknownKey { key })?;
+        let evicted = self.tiers[loc.tier].cache.remove(key).ok_or(Error::UnknownKey { key })?;
         self.stats.removals += 1;
         on_move(TierMove {
             key,

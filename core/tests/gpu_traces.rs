@@ -244,7 +244,7 @@ fn gpu_cost_moves_fewest_bytes() {
         }
     }
     for &(trace, pct, _) in KNOWN_UNMET {
-        if !failures.iter().any(|f| f.trace == trace && f.pct == pct)  {
+        if !failures.iter().any(|f| f.trace == trace && f.pct == pct) {
             println!("{trace} {pct}% now meets the goal: remove it from KNOWN_UNMET");
         }
     }

@@ -27,10 +27,10 @@ fn write_trace(path: &Path, seed: u64, requests: usize, keys: u64) -> Vec<(u64, 
         // Skew: square a uniform draw, so low ranks are far more frequent.
         let u: f64 = rng.random();
         let rank = ((u * u) * keys as f64) as u64;
-        let key = if rank % 7 == 0 { (1u64 << 63) + rank } else { rank.wrapping_mul(2654435761) };
+        let key = if rank.is_multiple_of(7) { (1u64 << 63) + rank } else { rank.wrapping_mul(2654435761) };
         let size = match rank % 11 {
-            0 => 0,                       // skipped by every simulator
-            1 => 5_000 + rank % 3_000,    // larger than the small caches
+            0 => 0,                    // skipped by every simulator
+            1 => 5_000 + rank % 3_000, // larger than the small caches
             _ => 1 + (rank * 37) % 700,
         };
         writeln!(f, "{t},{key},{size}").unwrap();

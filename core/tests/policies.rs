@@ -124,7 +124,7 @@ fn explicit_remove_and_duplicate_insert() {
     assert_eq!((e.key, e.size), (1, 4));
     assert!(c.remove(1).is_none());
     assert!(c.is_empty());
-    assert_eq!(c.insert_with(&req(1, 4), |_| {}).unwrap(), true);
+    assert!(c.insert_with(&req(1, 4), |_| {}).unwrap());
     c.check_invariants().unwrap();
 }
 

@@ -40,7 +40,10 @@ fn inserts_go_to_the_slowest_tier_that_fits() {
     let mut moves = vec![];
     assert_eq!(c.insert(1, 10, &mut record(&mut moves)).unwrap(), 0);
     assert_eq!(c.insert(2, 60, &mut record(&mut moves)).unwrap(), 1, "too big for disk: host");
-    assert_eq!(moves[0], TierMove { key: 1, size_bytes: 10, from: None, to: Some(0), kind: MoveKind::Insert, dirty: false });
+    assert_eq!(
+        moves[0],
+        TierMove { key: 1, size_bytes: 10, from: None, to: Some(0), kind: MoveKind::Insert, dirty: false }
+    );
     let e = c.insert(3, 5000, &mut record(&mut moves)).unwrap_err();
     assert!(matches!(e, Error::EntryTooLarge { key: 3, size_bytes: 5000, largest_tier_bytes: 1000 }), "{e}");
     assert!(matches!(c.insert(1, 10, &mut |_| {}), Err(Error::DuplicateKey { key: 1 })));
@@ -66,8 +69,22 @@ fn access_promotes_and_eviction_demotes_with_dirty_readback() {
     assert_eq!(
         moves,
         vec![
-            TierMove { key: 1, size_bytes: 40, from: Some(DEVICE), to: Some(HOST), kind: MoveKind::Demote, dirty: true },
-            TierMove { key: 3, size_bytes: 40, from: Some(HOST), to: Some(DEVICE), kind: MoveKind::Promote, dirty: false },
+            TierMove {
+                key: 1,
+                size_bytes: 40,
+                from: Some(DEVICE),
+                to: Some(HOST),
+                kind: MoveKind::Demote,
+                dirty: true
+            },
+            TierMove {
+                key: 3,
+                size_bytes: 40,
+                from: Some(HOST),
+                to: Some(DEVICE),
+                kind: MoveKind::Promote,
+                dirty: false
+            },
         ],
         "the victim leaves before the new entry arrives"
     );
@@ -87,7 +104,14 @@ fn the_slowest_tier_drops_and_says_so() {
         c.insert(k, 40, &mut record(&mut moves)).unwrap();
     }
     // Host (100) holds at most two of the 40-byte entries: 1 is dropped.
-    assert!(moves.contains(&TierMove { key: 1, size_bytes: 40, from: Some(HOST), to: None, kind: MoveKind::Drop, dirty: false }));
+    assert!(moves.contains(&TierMove {
+        key: 1,
+        size_bytes: 40,
+        from: Some(HOST),
+        to: None,
+        kind: MoveKind::Drop,
+        dirty: false
+    }));
     assert_eq!(c.tier_of(1), None);
     assert_eq!(c.stats().drops, 1);
 }
@@ -138,7 +162,10 @@ fn remove_reports_and_frees() {
 #[test]
 fn bad_configs_are_errors() {
     let cfg = |caps: Vec<u64>, promotion| TieredConfig {
-        tiers: caps.into_iter().map(|c| TierConfig { name: "t".into(), capacity_bytes: c, policy: PolicyKind::Fifo }).collect(),
+        tiers: caps
+            .into_iter()
+            .map(|c| TierConfig { name: "t".into(), capacity_bytes: c, policy: PolicyKind::Fifo })
+            .collect(),
         promotion,
     };
     assert!(TieredCache::new(cfg(vec![], PromotionRule::OnAccess)).is_err());

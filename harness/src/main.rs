@@ -566,7 +566,8 @@ fn lru_curve(trace: &DecodedTrace, config: &SimConfig, rate: f64) -> serde_json:
     let reqs = trace.dense_ids.iter().zip(&trace.sizes).map(|(&k, &s)| (u64::from(k), s));
     let curve = if rate >= 1.0 { sim::mrc::LruCurve::exact(reqs) } else { sim::mrc::LruCurve::sampled(reqs, rate) };
     let base = if config.objects { trace.unique_keys } else { trace.unique_bytes }.max(1);
-    let mut caps: Vec<u64> = config.sizes.iter().filter_map(|&s| sim::resolve_capacity(s, trace, config.objects).ok()).collect();
+    let mut caps: Vec<u64> =
+        config.sizes.iter().filter_map(|&s| sim::resolve_capacity(s, trace, config.objects).ok()).collect();
     caps.extend((0..32).map(|i| ((base as f64) * 10f64.powf(-4.0 + 4.0 * f64::from(i) / 31.0)).max(1.0) as u64));
     caps.sort_unstable();
     caps.dedup();

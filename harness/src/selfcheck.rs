@@ -11,15 +11,14 @@ use anyhow::{Context, Result, ensure};
 use cachescope_core::cache::Cache;
 use cachescope_core::hints::HotPathHints;
 use cachescope_core::pipeline::{
-    DiskPipelineStore, DiskStoreConfig, MemoryPipelineStore, MemoryStoreConfig, PipelineCacheKey,
-    PipelineCacheStore, PipelineFeatureFlags,
+    DiskPipelineStore, DiskStoreConfig, MemoryPipelineStore, MemoryStoreConfig, PipelineCacheKey, PipelineCacheStore,
+    PipelineFeatureFlags,
 };
 use cachescope_core::policy::{Access, PolicyKind, Request};
 use cachescope_core::stats::CacheStats;
 use cachescope_core::tiered::{MoveKind, PromotionRule, TierConfig, TieredCache, TieredConfig};
 use cachescope_core::tuner::{
-    AdapterLimits, CandidateOptions, ProgramKey, SyntheticTimer, Tuner, TunerConfig, TunerStore,
-    candidates,
+    AdapterLimits, CandidateOptions, ProgramKey, SyntheticTimer, Tuner, TunerConfig, TunerStore, candidates,
 };
 use serde::Serialize;
 
@@ -281,7 +280,10 @@ fn check_tuner(scratch: &std::path::Path) -> Result<SelfcheckRow> {
     let mut timer = SyntheticTimer::new(8, 0.05, cost);
     for kernel in 0..3u64 {
         let key = ProgramKey::new(b"selfcheck-kernel", &[kernel, 1024]);
-        ensure!(tuner.tune_cached(&mut store, "selfcheck-adapter", &key, &sizes, &mut timer)?.reused(), "decision not reused");
+        ensure!(
+            tuner.tune_cached(&mut store, "selfcheck-adapter", &key, &sizes, &mut timer)?.reused(),
+            "decision not reused"
+        );
     }
     ensure!(timer.measurements() == 0, "a reloaded decision was measured again");
     let stats = CacheStats { requests: 2 * decisions, hits: decisions, misses: decisions, ..CacheStats::default() };

@@ -71,7 +71,10 @@ pub fn zipf_requests(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (lo, hi) = ((min_size_bytes as f64).ln(), (max_size_bytes as f64).ln());
     let sizes: Vec<u64> = (0..keys)
-        .map(|_| (lo + (hi - lo) * rng.random::<f64>()).exp().round().clamp(min_size_bytes as f64, max_size_bytes as f64) as u64)
+        .map(|_| {
+            (lo + (hi - lo) * rng.random::<f64>()).exp().round().clamp(min_size_bytes as f64, max_size_bytes as f64)
+                as u64
+        })
         .collect();
     // Scatter ranks over the key space so that hot keys are not small integers.
     let key_of = |rank: usize| (rank as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5bd1_e995;

@@ -32,10 +32,8 @@ fn sim_serves_its_run_live() {
     let mut last = String::new();
     let done = loop {
         if let Some(body) = get(&addr, "/metrics") {
-            let finals = body
-                .lines()
-                .filter(|l| l.starts_with("cachescope_requests_total") && l.ends_with(" 1000000"))
-                .count();
+            let finals =
+                body.lines().filter(|l| l.starts_with("cachescope_requests_total") && l.ends_with(" 1000000")).count();
             if finals == 2 {
                 break true;
             }

@@ -532,7 +532,7 @@ fn replay_gpu<P: EvictionPolicy, I: KeyIndex>(
         }
         if let Some(w) = watch
             && i >= warmup
-            && (i - warmup) % OBSERVE_EVERY == 0
+            && (i - warmup).is_multiple_of(OBSERVE_EVERY)
             && i > warmup
         {
             w.report(i, trace.len(), &cache.stats().since(&before), Some(g.since(&g_before)));
