@@ -21,10 +21,12 @@ is never called (double free).
 """
 
 import argparse
+import atexit
 import csv
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 
@@ -111,7 +113,10 @@ def main():
     json_out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
 
+    # Readers are never closed (double free, see above), so the converted
+    # file may still be mapped: remove the directory at exit, not earlier.
     workdir = tempfile.mkdtemp(prefix="lcs-oracle-")
+    atexit.register(shutil.rmtree, workdir, True)
     converted = None
     for policy in policies:
         for size in sizes:
