@@ -516,7 +516,9 @@ impl Iterator for NativeEvents {
 
 impl EventSource for NativeEvents {
     fn skipped_zero_size(&self) -> u64 {
-        self.reader.header.skipped_zero_size + self.skipped
+        // The header's count comes from the file: a hostile one must not
+        // overflow (found by fuzzing).
+        self.reader.header.skipped_zero_size.saturating_add(self.skipped)
     }
 
     fn peak_live_bytes(&self) -> Option<u64> {
