@@ -31,7 +31,7 @@ use super::pipelines::{PipelineCounters, Pipelines};
 use super::plan::{DispatchPlan, Step};
 use super::residency::{Engine, EngineConfig, EngineCounters, record};
 use super::{GpuDevice, GpuError, GpuResult};
-use crate::sim::{RunResult, SizeSpec, resolve_capacity};
+use crate::sim::{GpuTotals, RunResult, SizeSpec, resolve_capacity};
 use crate::trace::DecodedTrace;
 
 /// What to replay, and how.
@@ -434,27 +434,13 @@ fn build_run(
     verified_resident: u64,
 ) -> ReplayRun {
     let wall_seconds = wall.as_secs_f64();
-    let sim = RunResult {
-        policy: policy.to_string(),
-        capacity,
-        size: size.to_string(),
-        objects: false,
-        requests: stats.requests,
-        hits: stats.hits,
-        misses: stats.misses,
-        requested_bytes: stats.requested_bytes,
-        missed_bytes: stats.missed_bytes,
-        miss_ratio: stats.miss_ratio(),
-        byte_miss_ratio: stats.byte_miss_ratio(),
-        evictions: stats.evictions,
-        evicted_bytes: stats.evicted_bytes,
-        uploads: Some(c.uploads),
-        upload_bytes: Some(c.upload_bytes),
-        readbacks: Some(c.readbacks),
-        readback_bytes: Some(c.readback_bytes),
-        seconds: wall_seconds,
-        seconds_samples: Vec::new(),
+    let gpu = GpuTotals {
+        uploads: c.uploads,
+        upload_bytes: c.upload_bytes,
+        readbacks: c.readbacks,
+        readback_bytes: c.readback_bytes,
     };
+    let sim = RunResult::from_counters(policy, capacity, size.to_string(), false, stats, Some(gpu), wall_seconds);
     let mut latency = BTreeMap::new();
     latency.insert("dispatch".to_string(), LatencySummary::of(&hist.dispatch));
     latency.insert("upload".to_string(), LatencySummary::of(&hist.upload));

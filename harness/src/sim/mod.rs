@@ -385,26 +385,48 @@ fn run_job(
 }
 
 fn run_result(job: &Job, config: &SimConfig, stats: &CacheStats, gpu: Option<GpuCounters>, seconds: f64) -> RunResult {
-    RunResult {
-        policy: job.policy.name().into(),
-        capacity: job.capacity,
-        size: job.size.to_string(),
-        objects: config.objects,
-        requests: stats.requests,
-        hits: stats.hits,
-        misses: stats.misses,
-        requested_bytes: stats.requested_bytes,
-        missed_bytes: stats.missed_bytes,
-        miss_ratio: stats.miss_ratio(),
-        byte_miss_ratio: stats.byte_miss_ratio(),
-        evictions: stats.evictions,
-        evicted_bytes: stats.evicted_bytes,
-        uploads: gpu.map(|g| g.uploads),
-        upload_bytes: gpu.map(|g| g.upload_bytes),
-        readbacks: gpu.map(|g| g.readbacks),
-        readback_bytes: gpu.map(|g| g.readback_bytes),
-        seconds,
-        seconds_samples: Vec::new(),
+    let gpu = gpu.map(|g| GpuTotals {
+        uploads: g.uploads,
+        upload_bytes: g.upload_bytes,
+        readbacks: g.readbacks,
+        readback_bytes: g.readback_bytes,
+    });
+    RunResult::from_counters(job.policy.name(), job.capacity, job.size.to_string(), config.objects, stats, gpu, seconds)
+}
+
+impl RunResult {
+    /// A run's entry in the results file, from its counters (the simulator
+    /// and the GPU replayer both build theirs here, so the shapes agree).
+    pub fn from_counters(
+        policy: &str,
+        capacity: u64,
+        size: String,
+        objects: bool,
+        stats: &CacheStats,
+        gpu: Option<GpuTotals>,
+        seconds: f64,
+    ) -> RunResult {
+        RunResult {
+            policy: policy.into(),
+            capacity,
+            size,
+            objects,
+            requests: stats.requests,
+            hits: stats.hits,
+            misses: stats.misses,
+            requested_bytes: stats.requested_bytes,
+            missed_bytes: stats.missed_bytes,
+            miss_ratio: stats.miss_ratio(),
+            byte_miss_ratio: stats.byte_miss_ratio(),
+            evictions: stats.evictions,
+            evicted_bytes: stats.evicted_bytes,
+            uploads: gpu.map(|g| g.uploads),
+            upload_bytes: gpu.map(|g| g.upload_bytes),
+            readbacks: gpu.map(|g| g.readbacks),
+            readback_bytes: gpu.map(|g| g.readback_bytes),
+            seconds,
+            seconds_samples: Vec::new(),
+        }
     }
 }
 
