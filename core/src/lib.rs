@@ -30,6 +30,9 @@
 //!   and eviction is reported through a callback; a corrupt blob on disk is a
 //!   miss, never data; bad input is an [`Error`], never a panic.
 
+// No unsafe code in this crate, and no opt-out (the workspace only denies it).
+#![forbid(unsafe_code)]
+
 pub mod cache;
 mod error;
 pub mod hints;

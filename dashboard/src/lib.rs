@@ -53,6 +53,9 @@
 //! * **Prometheus and Grafana are the distributed part.** A fleet runs one
 //!   exporter per GPU host; `grafana/` and `prometheus/` hold ready config.
 
+// No unsafe code in this crate, and no opt-out (the workspace only denies it).
+#![forbid(unsafe_code)]
+
 pub mod error;
 pub mod exposition;
 pub mod live;

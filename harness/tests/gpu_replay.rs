@@ -169,6 +169,13 @@ fn pipeline_stores_serve_and_evict() {
     assert_eq!((c.disk_hits, c.disk_puts), (0, c.compiles), "cold: every compile written to disk");
     assert_eq!((w.disk_hits, w.disk_puts), (w.compiles, 0), "warm: every compile served from disk");
     assert_eq!(c.compiles, w.compiles);
+    // The driver's own cache: saved at the end of the cold run, seeded into
+    // the warm one (lavapipe has PIPELINE_CACHE; its blob is a header only).
+    assert_eq!(c.driver_cache_seed_bytes, 0, "cold: no driver blob yet");
+    if cold.adapter.pipeline_cache {
+        assert!(c.driver_cache_saved_bytes > 0, "cold run saved the driver blob");
+        assert_eq!(w.driver_cache_seed_bytes, c.driver_cache_saved_bytes, "warm run seeded with that blob");
+    }
 
     let mut small = config(&[PolicyKind::Lru], &["100%peak"]);
     small.pipeline_memory_entries = 2;

@@ -89,6 +89,8 @@ pub struct GpuDevice {
     pub queue: wgpu::Queue,
     /// What it is.
     pub report: AdapterReport,
+    /// wgpu's description of the adapter (keys the driver pipeline cache).
+    pub adapter_info: wgpu::AdapterInfo,
     /// The limits it was created with (the adapter's).
     pub limits: wgpu::Limits,
     /// The features it was created with.
@@ -182,7 +184,7 @@ impl GpuDevice {
             pipeline_cache: features.contains(wgpu::Features::PIPELINE_CACHE),
             timestamp_period_ns: queue.get_timestamp_period(),
         };
-        Ok(GpuDevice { device, queue, report, limits, features, errors })
+        Ok(GpuDevice { device, queue, report, adapter_info: info, limits, features, errors })
     }
 
     /// Waits for all submitted work.

@@ -269,8 +269,14 @@ impl KernelSet {
         )
     }
 
-    /// Compiles the specialisation `salt` (a real driver compile).
-    pub fn compile(&self, device: &wgpu::Device, salt: u32) -> wgpu::ComputePipeline {
+    /// Compiles the specialisation `salt` (a real driver compile), through
+    /// the driver's pipeline cache `cache` when given (it may then be fast).
+    pub fn compile(
+        &self,
+        device: &wgpu::Device,
+        salt: u32,
+        cache: Option<&wgpu::PipelineCache>,
+    ) -> wgpu::ComputePipeline {
         let constants = [("SALT", f64::from(salt)), ("WG", f64::from(self.workgroup_size))];
         device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some("cachescope replay pipeline"),
@@ -281,7 +287,7 @@ impl KernelSet {
                 constants: &constants,
                 zero_initialize_workgroup_memory: false,
             },
-            cache: None,
+            cache,
         })
     }
 }

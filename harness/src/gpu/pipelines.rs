@@ -10,15 +10,18 @@
 //! With a disk store (`--pipeline-cache DIR`), a compile first looks the key
 //! up in core's [`DiskPipelineStore`] and counts a hit as served from disk.
 //!
-//! **What the disk store holds, honestly.** wgpu 30's only way to seed a
-//! driver pipeline cache from saved bytes, `Device::create_pipeline_cache`,
-//! is an `unsafe fn`, and this workspace forbids `unsafe`. So the blob the
-//! disk store keeps is the pipeline's specialisation record (trace id, salt,
-//! workgroup size, adapter, compile time), not driver binaries: a warm run
-//! counts its disk hits, but the compile still runs, and any speed-up comes
-//! from the driver's own shader cache (on NVIDIA, unless
-//! `__GL_SHADER_DISK_CACHE=0`). On lavapipe the wgpu blob would be a 96-byte
-//! header and change nothing anyway (`shared/gpu.md`).
+//! **Two things live in the disk store.** Per pipeline key, a small
+//! specialisation record (trace id, salt, workgroup size, adapter, compile
+//! time): a warm run counts its disk hits. And, where the adapter has
+//! `Features::PIPELINE_CACHE`, one driver blob per adapter and driver: the
+//! bytes of `wgpu::PipelineCache::get_data` saved at the end of a run, which
+//! seed the next run's `PipelineCache` so its compiles hit the driver's
+//! cache (on NVIDIA 6-10 ms cold becomes 0.07-0.26 ms, `shared/gpu.md`; on
+//! lavapipe the blob is a 96-byte header and changes nothing).
+//!
+//! Seeding needs wgpu's `unsafe fn Device::create_pipeline_cache`: this is
+//! the workspace's one audited `unsafe` (see [`DriverCache::open`] for the
+//! argument, and `harness/tests/unsafe_audit.rs`, which fails on any other).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use cachescope_core::pipeline::{
     DiskPipelineStore, DiskStoreConfig, MemoryPipelineStore, MemoryStoreConfig, PipelineCacheKey, PipelineCacheStore,
-    PipelineKeyDigest,
+    PipelineFeatureFlags, PipelineKeyDigest,
 };
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -49,6 +52,67 @@ pub struct PipelineCounters {
     pub disk_puts: u64,
     /// Compiled pipelines the memory store evicted.
     pub evictions: u64,
+    /// Bytes of the driver pipeline-cache blob this run was seeded with
+    /// (0: cold, no blob, or the adapter has no `PIPELINE_CACHE`).
+    #[serde(default)]
+    pub driver_cache_seed_bytes: u64,
+    /// Bytes of the driver pipeline-cache blob saved at the end of the run.
+    #[serde(default)]
+    pub driver_cache_saved_bytes: u64,
+}
+
+/// The driver's pipeline cache (`wgpu::PipelineCache`) of one run, seeded
+/// from and saved to the disk store under one key per adapter and driver.
+struct DriverCache {
+    cache: wgpu::PipelineCache,
+    /// Where the blob lives in the disk store.
+    key: PipelineCacheKey,
+}
+
+impl DriverCache {
+    /// The disk-store key of the driver blob for `info`: wgpu's own cache
+    /// key (vendor and device; `None` off Vulkan) plus the driver version,
+    /// so a driver update starts cold instead of offering a stale blob.
+    fn key_for(info: &wgpu::AdapterInfo) -> Option<PipelineCacheKey> {
+        let adapter_key = wgpu::util::pipeline_cache_key(info)?;
+        let backend_id = format!("{adapter_key}:{}:{}", info.driver, info.driver_info);
+        let shader_hash = *blake3::hash(b"cachescope: wgpu PipelineCache::get_data blob").as_bytes();
+        Some(PipelineCacheKey::new(shader_hash, [0; 32], 0, [0; 3], PipelineFeatureFlags::empty(), &backend_id))
+    }
+
+    /// The driver cache for `device`, seeded with the blob `disk` holds for
+    /// this adapter and driver, if any. `None` when the adapter has no
+    /// `PIPELINE_CACHE` (compiles then go uncached, as before).
+    fn open(device: &super::GpuDevice, disk: &DiskPipelineStore) -> GpuResult<Option<(DriverCache, u64)>> {
+        if !device.features.contains(wgpu::Features::PIPELINE_CACHE) {
+            return Ok(None);
+        }
+        let Some(key) = Self::key_for(&device.adapter_info) else { return Ok(None) };
+        let seed = disk.get(&key).map_err(|e| GpuError::Store(e.to_string()))?;
+        let seed_bytes = seed.as_ref().map_or(0, |b| b.len() as u64);
+        let desc = wgpu::PipelineCacheDescriptor {
+            label: Some("cachescope replay driver cache"),
+            data: seed.as_deref(),
+            // A blob the driver rejects (another driver build, a wgpu
+            // format change) gives an empty cache instead of an error.
+            fallback: true,
+        };
+        // SAFETY: wgpu requires `data` to be bytes a previous
+        // `PipelineCache::get_data` returned, for an adapter with the same
+        // `util::pipeline_cache_key`. The only writer of this key is
+        // `Pipelines::flush` below, which stores exactly `get_data`'s bytes;
+        // the key embeds `pipeline_cache_key` and the driver version, so a
+        // blob only ever comes back to the adapter and driver that made it;
+        // and the disk store returns a blob only when its checksum matches
+        // (torn or altered files read as absent, core/src/pipeline/disk.rs).
+        // Beyond that, wgpu-core checks its own header (magic, version,
+        // adapter, driver, length, hash space) and the Vulkan driver checks
+        // its header (vendor, device, pipeline-cache UUID) before use.
+        #[expect(unsafe_code, reason = "the one audited unsafe of the workspace; argument above")]
+        let cache = unsafe { device.device.create_pipeline_cache(&desc) };
+        device.errors.check(|| "creating the driver pipeline cache".to_string())?;
+        Ok(Some((DriverCache { cache, key }, seed_bytes)))
+    }
 }
 
 struct Known {
@@ -64,6 +128,7 @@ pub struct Pipelines {
     compiled: FxHashMap<PipelineKeyDigest, wgpu::ComputePipeline>,
     memory: MemoryPipelineStore,
     disk: Option<DiskPipelineStore>,
+    driver_cache: Option<DriverCache>,
     evicted: Arc<AtomicU64>,
     backend_id: String,
     /// This run's counters.
@@ -79,11 +144,12 @@ impl std::fmt::Debug for Pipelines {
 impl Pipelines {
     /// Pipelines for the trace pipeline ids `trace_ids` (dense order); at
     /// most `memory_entries` stay compiled (0: no limit); `disk_dir` enables
-    /// the disk store.
+    /// the disk store, and with it the driver pipeline cache of `device`.
     ///
     /// # Errors
     /// [`GpuError::Store`] when a store cannot be created or opened.
     pub fn new(
+        device: &super::GpuDevice,
         kernels: &KernelSet,
         trace_ids: &[u64],
         backend_id: &str,
@@ -106,6 +172,14 @@ impl Pipelines {
             ),
             None => None,
         };
+        let mut counters = PipelineCounters::default();
+        let driver_cache = match &disk {
+            Some(d) => DriverCache::open(device, d)?.map(|(cache, seed_bytes)| {
+                counters.driver_cache_seed_bytes = seed_bytes;
+                cache
+            }),
+            None => None,
+        };
         let known = trace_ids
             .iter()
             .map(|&id| {
@@ -119,9 +193,10 @@ impl Pipelines {
             compiled: FxHashMap::default(),
             memory,
             disk,
+            driver_cache,
             evicted,
             backend_id: backend_id.to_string(),
-            counters: PipelineCounters::default(),
+            counters,
         })
     }
 
@@ -154,7 +229,7 @@ impl Pipelines {
             None => false,
         };
         let started = Instant::now();
-        let pipeline = kernels.compile(&device.device, known.salt);
+        let pipeline = kernels.compile(&device.device, known.salt, self.driver_cache.as_ref().map(|c| &c.cache));
         let took = started.elapsed();
         device.errors.check(|| format!("compiling pipeline {:016x} (salt {:#x})", known.trace_id, known.salt))?;
         self.counters.compiles += 1;
@@ -167,7 +242,7 @@ impl Pipelines {
                 "workgroup_size": kernels.workgroup_size,
                 "backend": self.backend_id,
                 "compile_seconds": took.as_secs_f64(),
-                "note": "specialisation record; wgpu 30 PipelineCache seeding needs unsafe, forbidden here",
+                "note": "specialisation record; the driver's compiled code is the separate per-adapter PipelineCache blob",
             });
             let bytes: Arc<[u8]> = serde_json::to_vec(&record).unwrap_or_default().into();
             if d.put(&known.key, bytes).map_err(|e| GpuError::Store(e.to_string()))?.is_stored() {
@@ -195,14 +270,21 @@ impl Pipelines {
         Ok((pipeline, Some(took)))
     }
 
-    /// Makes the disk store's writes durable.
+    /// Saves the driver pipeline cache's blob (when there is one) and makes
+    /// the disk store's writes durable.
     ///
     /// # Errors
     /// [`GpuError::Store`] on an I/O failure.
-    pub fn flush(&self) -> GpuResult<()> {
-        match &self.disk {
-            Some(d) => d.flush().map_err(|e| GpuError::Store(e.to_string())),
-            None => Ok(()),
+    pub fn flush(&mut self) -> GpuResult<()> {
+        let Some(disk) = &self.disk else { return Ok(()) };
+        if let Some(driver) = &self.driver_cache
+            && let Some(blob) = driver.cache.get_data()
+        {
+            let bytes = blob.len() as u64;
+            if disk.put(&driver.key, Arc::from(blob)).map_err(|e| GpuError::Store(e.to_string()))?.is_stored() {
+                self.counters.driver_cache_saved_bytes = bytes;
+            }
         }
+        disk.flush().map_err(|e| GpuError::Store(e.to_string()))
     }
 }

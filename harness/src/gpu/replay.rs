@@ -304,6 +304,7 @@ impl<'a> Context<'a> {
 
     pub(crate) fn pipelines(&self) -> GpuResult<Pipelines> {
         Pipelines::new(
+            self.gpu,
             &self.kernels,
             &self.plan.pipelines,
             &self.backend_id,
