@@ -25,6 +25,13 @@
 //!   same way against `run_threshold` (default 10%): it has fewer samples
 //!   and there are many runs, so it needs the wider margin. Runs with fewer
 //!   than [`MIN_SAMPLES`] samples on either side are shown and never judged.
+//! * **Paired timings.** The two files of one A/B session ([`crate::ab`]:
+//!   same `extra.ab.session`) are judged round by round instead: per round,
+//!   the ratio of medians; the estimate is their geometric mean and the
+//!   interval Student's t over rounds ([`crate::paired`]), for each run and
+//!   for the suite (per round, the mean of the runs' log ratios). Drift of
+//!   the machine between rounds then cancels instead of being mistaken for a
+//!   change, which is what lets a 10% slowdown be caught on a noisy machine.
 //!
 //! Runs are matched by (policy, capacity, objects) within a trace; traces
 //! are matched by name (a `bench` file) or are the one trace of a `sim`
@@ -47,7 +54,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::ab::AbInfo;
 use crate::error::{Error, Result};
+use crate::paired;
 use crate::results::{ResultsFile, SCHEMA_VERSION};
 use crate::sim::RunResult;
 
@@ -326,6 +335,19 @@ pub struct Report {
     pub unmatched: Vec<Unmatched>,
     /// Remarks for the reader (different machines, the test knob).
     pub notes: Vec<String>,
+    /// Set when the files are the two sides of one A/B session and the
+    /// timings were judged paired, round by round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paired: Option<Pairing>,
+}
+
+/// The shape of an A/B session whose files were judged paired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pairing {
+    /// Rounds of the session.
+    pub rounds: usize,
+    /// Samples of every run per round and side.
+    pub repeats_per_round: usize,
 }
 
 impl Report {
@@ -666,6 +688,18 @@ pub fn compare_files(baseline: &Path, current: &Path, options: &CompareOptions) 
     let mut runs = Vec::new();
     let mut unmatched = Vec::new();
     let mut notes = Vec::new();
+    let paired = match (AbInfo::of(&base.file), AbInfo::of(&cur.file)) {
+        (Some(b), Some(c))
+            if b.session == c.session && b.rounds == c.rounds && b.repeats_per_round == c.repeats_per_round =>
+        {
+            Some(Pairing { rounds: b.rounds, repeats_per_round: b.repeats_per_round })
+        }
+        (Some(_), Some(_)) => {
+            notes.push("the files come from different A/B sessions: timings judged unpaired".into());
+            None
+        }
+        _ => None,
+    };
     let single = base.file.kind != "bench";
     let mut matched_groups = 0;
     for bg in &base.groups {
@@ -682,7 +716,7 @@ pub fn compare_files(baseline: &Path, current: &Path, options: &CompareOptions) 
             return Err(incomparable(why));
         }
         matched_groups += 1;
-        compare_group(bg, cg, options, basis, &mut runs, &mut unmatched).map_err(incomparable)?;
+        compare_group(bg, cg, options, basis, paired, &mut runs, &mut unmatched).map_err(incomparable)?;
     }
     if !single {
         for cg in cur.groups.iter().filter(|cg| !base.groups.iter().any(|bg| bg.name == cg.name)) {
@@ -710,8 +744,18 @@ pub fn compare_files(baseline: &Path, current: &Path, options: &CompareOptions) 
             ));
         }
     }
-    let suite_timing = suite_timing(&base, &cur, &runs, options, basis);
-    Ok(Report { baseline: bs, current: cs, options: options.clone(), basis, runs, suite_timing, unmatched, notes })
+    let suite_timing = suite_timing(&base, &cur, &runs, options, basis, paired);
+    Ok(Report {
+        baseline: bs,
+        current: cs,
+        options: options.clone(),
+        basis,
+        runs,
+        suite_timing,
+        unmatched,
+        notes,
+        paired,
+    })
 }
 
 type RunKey = (String, u64, bool);
@@ -725,6 +769,7 @@ fn compare_group(
     cur: &Group,
     options: &CompareOptions,
     basis: TimeBasis,
+    paired: Option<Pairing>,
     out: &mut Vec<RunComparison>,
     unmatched: &mut Vec<Unmatched>,
 ) -> std::result::Result<(), String> {
@@ -771,7 +816,10 @@ fn compare_group(
         })?;
         let behaviour = classify(&changes);
         let name = format!("{}/{}/{}/{}", base.name, b_run.policy, b_run.capacity, b_run.objects);
-        let mut timing = time_run(&b.samples(basis), &c.samples(basis), options, seed_for(&name));
+        let mut timing = match paired {
+            Some(p) => time_run_paired(&b.samples(basis), &c.samples(basis), options, p),
+            None => time_run(&b.samples(basis), &c.samples(basis), options, seed_for(&name)),
+        };
         if basis == TimeBasis::Normalized {
             // Judged on normalized samples; shown in on-CPU seconds.
             timing.baseline_seconds = median(&b.samples(TimeBasis::Cpu));
@@ -949,14 +997,40 @@ fn time_run(base: &[f64], cur: &[f64], options: &CompareOptions, seed: u64) -> T
     t
 }
 
+/// A run's timing judged paired, round by round ([`crate::paired`]).
+fn time_run_paired(base: &[f64], cur: &[f64], options: &CompareOptions, p: Pairing) -> Timing {
+    let mut t = Timing {
+        baseline_seconds: median(base),
+        current_seconds: median(cur),
+        baseline_samples: base.len(),
+        current_samples: cur.len(),
+        ratio: f64::NAN,
+        lower: f64::NAN,
+        upper: f64::NAN,
+        verdict: TimingVerdict::NotJudged,
+    };
+    if let Some(logs) = paired::round_log_ratios(base, cur, p.rounds, p.repeats_per_round)
+        && let Some(i) = paired::mean_interval(&logs, options.confidence)
+    {
+        t.ratio = i.ratio;
+        if p.rounds >= crate::ab::MIN_ROUNDS {
+            (t.lower, t.upper) = (i.lower, i.upper);
+            t.verdict = verdict(i.lower, i.upper, options.run_threshold);
+        }
+    }
+    t
+}
+
 /// The geometric mean of the judged runs' ratios, bootstrapped jointly
-/// (replicate `i` is the geometric mean of every run's replicate `i`).
+/// (replicate `i` is the geometric mean of every run's replicate `i`); for
+/// paired files, Student's t over rounds of the per-round mean log ratio.
 fn suite_timing(
     base: &Loaded,
     cur: &Loaded,
     runs: &[RunComparison],
     options: &CompareOptions,
     basis: TimeBasis,
+    paired: Option<Pairing>,
 ) -> Option<Timing> {
     let judged: Vec<&RunComparison> = runs.iter().filter(|r| r.timing.verdict != TimingVerdict::NotJudged).collect();
     if judged.len() < 2 {
@@ -967,9 +1041,19 @@ fn suite_timing(
         g.runs.iter().find(|x| key_of(&x.run) == (r.policy.clone(), r.capacity, r.objects)).map(|x| x.samples(basis))
     };
     let mut log_sum = vec![0.0; options.resamples];
+    let mut round_log_sum = vec![0.0; paired.map_or(0, |p| p.rounds)];
     let (mut log_b, mut log_c, mut log_r) = (0.0, 0.0, 0.0);
     for r in &judged {
         let (b, c) = (find(base, r)?, find(cur, r)?);
+        if let Some(p) = paired {
+            let logs = paired::round_log_ratios(&b, &c, p.rounds, p.repeats_per_round)?;
+            for (acc, l) in round_log_sum.iter_mut().zip(logs) {
+                *acc += l;
+            }
+            log_b += r.timing.baseline_seconds.ln();
+            log_c += r.timing.current_seconds.ln();
+            continue;
+        }
         let name = format!("suite/{}/{}/{}/{}", r.trace, r.policy, r.capacity, r.objects);
         for (acc, x) in log_sum.iter_mut().zip(bootstrap_ratios(&b, &c, options.resamples, seed_for(&name))) {
             *acc += x.ln();
@@ -979,6 +1063,20 @@ fn suite_timing(
         log_r += r.timing.ratio.ln();
     }
     let n = judged.len() as f64;
+    if paired.is_some() {
+        let per_round: Vec<f64> = round_log_sum.iter().map(|s| s / n).collect();
+        let i = paired::mean_interval(&per_round, options.confidence)?;
+        return Some(Timing {
+            baseline_seconds: (log_b / n).exp(),
+            current_seconds: (log_c / n).exp(),
+            baseline_samples: judged.len(),
+            current_samples: judged.len(),
+            ratio: i.ratio,
+            lower: i.lower,
+            upper: i.upper,
+            verdict: verdict(i.lower, i.upper, options.threshold),
+        });
+    }
     let replicates: Vec<f64> = log_sum.iter().map(|s| (s / n).exp()).collect();
     let (lower, upper) = percentile_interval(&replicates, options.confidence);
     Some(Timing {
@@ -1114,16 +1212,34 @@ impl Report {
         }
     }
 
+    fn basis_words(&self) -> &'static str {
+        match self.basis {
+            TimeBasis::Normalized => "on-CPU time / reference kernel",
+            TimeBasis::Cpu => "on-CPU time",
+            _ => "wall time",
+        }
+    }
+
     fn method_line(&self) -> String {
+        if let Some(p) = self.paired {
+            return format!(
+                "timings ({}): paired A/B session, {} rounds x {} samples per side; per round the ratio of medians \
+                 current/baseline; estimate their geometric mean, {:.0}% Student t interval over rounds; \
+                 slower/faster only when the whole interval is beyond ±{:.1}% (suite) or ±{:.1}% (a run){}",
+                self.basis_words(),
+                p.rounds,
+                p.repeats_per_round,
+                self.options.confidence * 100.0,
+                self.options.threshold * 100.0,
+                self.options.run_threshold * 100.0,
+                if self.options.timings == TimingMode::Report { "; report-only" } else { "" }
+            );
+        }
         format!(
             "timings ({}): ratio of medians current/baseline, {:.0}% bootstrap interval ({} resamples, seeded); \
              slower/faster only when the whole interval is beyond ±{:.1}% (suite geometric mean) or ±{:.1}% (a run); \
              fewer than {MIN_SAMPLES} samples: not judged{}",
-            match self.basis {
-                TimeBasis::Normalized => "on-CPU time / reference kernel",
-                TimeBasis::Cpu => "on-CPU time",
-                _ => "wall time",
-            },
+            self.basis_words(),
             self.options.confidence * 100.0,
             self.options.resamples,
             self.options.threshold * 100.0,

@@ -5,10 +5,12 @@
 //! `selfcheck` job; the trace readers, the simulator, the GPU replayer and
 //! `compare` join here as their issues land (see ARCHITECTURE.md).
 
+pub mod ab;
 pub mod bench;
 pub mod compare;
 pub mod error;
 pub mod gpu;
+pub mod paired;
 pub mod results;
 pub mod selfcheck;
 pub mod sim;

@@ -2,7 +2,7 @@
 //! errors with their causes; the work lives in the library.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::{Context, Result, bail};
@@ -109,6 +109,18 @@ struct BenchArgs {
     /// No table, no progress.
     #[arg(long)]
     quiet: bool,
+    /// A/B session: also benchmark this baseline build's `cachescope`
+    /// binary, in alternating rounds with this one (ABBA), so `compare`
+    /// judges the two files paired, round by round. `--repeats` is then per
+    /// round and side (default 2).
+    #[arg(long, value_name = "BINARY", requires = "ab_out")]
+    ab_baseline: Option<PathBuf>,
+    /// Where the A/B session writes the baseline build's merged results.
+    #[arg(long, value_name = "BASE.json", requires = "ab_baseline")]
+    ab_out: Option<PathBuf>,
+    /// Rounds of the A/B session.
+    #[arg(long, default_value_t = 8, requires = "ab_baseline")]
+    rounds: usize,
 }
 
 #[derive(Debug, Args)]
@@ -235,6 +247,35 @@ struct SimArgs {
     serve: Option<std::net::SocketAddr>,
 }
 
+/// `bench --ab-baseline`: both builds in alternating rounds, two merged files.
+fn run_ab_session(a: &BenchArgs, baseline_binary: &Path, ab_out: &Path) -> Result<()> {
+    use cachescope_harness::ab::{self, AbOptions};
+    let current_binary = std::env::current_exe().context("locating this binary")?;
+    let work_dir = a.out.with_extension("rounds");
+    let options = AbOptions {
+        suite: a.suite.clone(),
+        baseline_binary: baseline_binary.to_path_buf(),
+        current_binary,
+        rounds: a.rounds,
+        repeats_per_round: a.repeats.unwrap_or(2),
+        work_dir: work_dir.clone(),
+    };
+    let show = !a.quiet;
+    let outcome = ab::run(&options, &mut |line| {
+        if show {
+            eprintln!("{line}");
+        }
+    })
+    .with_context(|| format!("A/B session on `{}` (per-round files in `{}`)", a.suite.display(), work_dir.display()))?;
+    write_json_atomic(ab_out, &outcome.baseline)?;
+    write_json_atomic(&a.out, &outcome.current)?;
+    if show {
+        println!("baseline: {}\ncurrent:  {}", ab_out.display(), a.out.display());
+        println!("judge with: cachescope compare {} {}", ab_out.display(), a.out.display());
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     // No subcommand: the main job, every policy on the default workload.
@@ -270,6 +311,10 @@ fn main() -> Result<()> {
         Command::Bench(a) => {
             use cachescope_harness::bench::{self, BenchOptions, Suite};
             let suite = Suite::load(&a.suite)?;
+            if let (Some(baseline_binary), Some(ab_out)) = (&a.ab_baseline, &a.ab_out) {
+                run_ab_session(&a, baseline_binary, ab_out)?;
+                return Ok(());
+            }
             let test_slowdown = bench::test_slowdown_from_env()?;
             if let Some(x) = test_slowdown {
                 eprintln!("warning: {}={x}: timings include injected busy work (test-only)", bench::TEST_SLOWDOWN_ENV);

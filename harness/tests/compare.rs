@@ -351,3 +351,91 @@ fn suite_errors_name_file_line_and_field() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("CACHESCOPE_TEST_SLOWDOWN=`lots`"), "{}", text(&out));
 }
+
+/// An A/B session (`bench --ab-baseline`) of this binary against itself:
+/// two files of one session, judged paired round by round; the same build on
+/// both sides compares clean. With the test knob on the driver, only the
+/// current side is slowed (the knob stands for a change in the current
+/// build), and a 30% slowdown is flagged.
+#[test]
+fn an_ab_session_is_judged_paired() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), 1);
+    let me = env!("CARGO_BIN_EXE_cachescope");
+    let run_session = |tag: &str, env: &[(&str, &str)]| -> (PathBuf, PathBuf) {
+        let (base, cur) = (dir.path().join(format!("{tag}-base.json")), dir.path().join(format!("{tag}-cur.json")));
+        let out = cachescope(
+            &[
+                "bench",
+                suite.to_str().unwrap(),
+                "--out",
+                cur.to_str().unwrap(),
+                "--ab-baseline",
+                me,
+                "--ab-out",
+                base.to_str().unwrap(),
+                "--rounds",
+                "4",
+                "--repeats",
+                "2",
+                "--quiet",
+            ],
+            env,
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        (base, cur)
+    };
+
+    let (base, cur) = run_session("same", &[]);
+    let (b, c): (Value, Value) = (
+        serde_json::from_str(&std::fs::read_to_string(&base).unwrap()).unwrap(),
+        serde_json::from_str(&std::fs::read_to_string(&cur).unwrap()).unwrap(),
+    );
+    assert_eq!(b["extra"]["ab"]["session"], c["extra"]["ab"]["session"]);
+    assert_eq!(
+        (b["extra"]["ab"]["role"].as_str(), c["extra"]["ab"]["role"].as_str()),
+        (Some("baseline"), Some("current"))
+    );
+    for run in b["runs"].as_array().unwrap().iter().chain(c["runs"].as_array().unwrap()) {
+        assert_eq!(run["seconds_samples"].as_array().unwrap().len(), 8, "4 rounds x 2 repeats: {run}");
+    }
+    // Report-only timings: the same build on a shared machine must not
+    // fail here on a run's chance interval; what is checked is the pairing.
+    let out = compare(&base, &cur, &["--format", "json", "--timings", "report"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["paired"]["rounds"], 4, "{report}");
+    assert_eq!(report["paired"]["repeats_per_round"], 2, "{report}");
+    let text_out = text(&compare(&base, &cur, &[]));
+    assert!(text_out.contains("paired A/B session, 4 rounds x 2 samples"), "{text_out}");
+
+    // Real times on a shared machine: up to three sessions for one flag.
+    let mut seen = Vec::new();
+    for attempt in 0..3 {
+        let (base, slow) = run_session(&format!("slow{attempt}"), &[("CACHESCOPE_TEST_SLOWDOWN", "0.3")]);
+        let b: Value = serde_json::from_str(&std::fs::read_to_string(&base).unwrap()).unwrap();
+        assert!(b["extra"].get("test_slowdown").is_none(), "the knob reached the baseline side");
+        let s: Value = serde_json::from_str(&std::fs::read_to_string(&slow).unwrap()).unwrap();
+        assert_eq!(s["extra"]["test_slowdown"], 0.3);
+        let out = compare(&base, &slow, &["--format", "json"]);
+        if out.status.code() == Some(1) {
+            return;
+        }
+        seen.push(text(&out));
+    }
+    panic!("a 30% slowdown in an A/B session was not flagged in three tries: {seen:?}");
+}
+
+/// Files of two different A/B sessions are compared unpaired, with a note.
+#[test]
+fn files_of_different_ab_sessions_are_not_paired() {
+    let mut a = base_json();
+    a["extra"]["ab"] = serde_json::json!({"session": "s1", "role": "baseline", "rounds": 4, "repeats_per_round": 1});
+    let mut b = base_json();
+    b["extra"]["ab"] = serde_json::json!({"session": "s2", "role": "current", "rounds": 4, "repeats_per_round": 1});
+    let (pa, pb) = (write("ab-s1.json", &a), write("ab-s2.json", &b));
+    let out = compare(&pa, &pb, &["--format", "json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report.get("paired").is_none(), "{report}");
+    assert!(report["notes"].to_string().contains("different A/B sessions"), "{report}");
+}
