@@ -13,23 +13,29 @@
 //! execution).
 //!
 //! How: `cachescope bench SUITE --out CUR.json --ab-baseline BIN --ab-out
-//! BASE.json --rounds K` runs, for each round, `BIN bench SUITE --repeats R`
-//! and this binary's own `bench SUITE --repeats R` as child processes, in
-//! ABBA order (round 0: baseline then current; round 1: current then
-//! baseline; ...) so a linear drift within a session falls on both sides
-//! equally. Each side's rounds are merged into one ordinary `bench` file
-//! (samples concatenated in round order), plus `extra.ab`:
-//! `{session, role, rounds, repeats_per_round}`. `compare` pairs two files of
-//! one session round by round ([`crate::paired`]); either file alone is still
-//! an ordinary bench file.
+//! BASE.json --rounds K` starts two long-lived workers, `BIN bench SUITE
+//! --ab-worker` and this binary's own, each of which loads the suite once
+//! and then times single runs on request. For each round and each run of the
+//! suite, the driver asks both workers for one repetition of that run, back
+//! to back, alternating which goes first (ABBA: by round and run), so the
+//! two samples of a pair are milliseconds apart and see the same machine.
+//! Each worker writes an ordinary `bench` file of its own build (its own
+//! version, git revision and figures) when told it is done; the driver adds
+//! `extra.ab`: `{session, role, rounds, repeats_per_round: 1}`. `compare`
+//! pairs two files of one session ([`crate::paired`]); either file alone is
+//! still an ordinary bench file.
 //!
-//! Both sides run as child processes, so both pay the same process start
-//! and trace decoding (neither is timed) and neither inherits the other's
-//! warm caches. The test-only slowdown knob ([`TEST_SLOWDOWN_ENV`]) reaches
-//! only the current side: it stands for a change in the current build.
+//! The worker protocol (lines on stdin and stdout): the worker says
+//! `ready <runs>` once loaded; `run <i>` times one repetition of run `i` and
+//! answers `ok <seconds>`; `done` writes the results file and answers
+//! `wrote`; any failure answers `err <message>` and exits non-zero.
+//!
+//! The test-only slowdown knob ([`TEST_SLOWDOWN_ENV`]) reaches only the
+//! current side's worker: it stands for a change in the current build.
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 
@@ -73,15 +79,14 @@ pub struct AbOptions {
     pub baseline_binary: PathBuf,
     /// This build's binary (normally `std::env::current_exe()`).
     pub current_binary: PathBuf,
-    /// Rounds ([`MIN_ROUNDS`]..=[`MAX_ROUNDS`]).
+    /// Rounds: paired repetitions of every run ([`MIN_ROUNDS`]..=[`MAX_ROUNDS`]).
     pub rounds: usize,
-    /// Repetitions of each run per round, per side.
-    pub repeats_per_round: usize,
-    /// Where the children write their per-round files (kept for inspection).
+    /// Where the workers write their files and their stderr (kept for
+    /// inspection).
     pub work_dir: PathBuf,
 }
 
-/// The two merged files of a session.
+/// The two files of a session.
 #[derive(Debug)]
 pub struct AbOutcome {
     /// The baseline build's runs, all rounds.
@@ -90,19 +95,15 @@ pub struct AbOutcome {
     pub current: ResultsFile,
 }
 
-/// Runs an A/B session; `progress` hears about every finished child.
+/// Runs an A/B session; `progress` hears about every finished round.
 ///
 /// # Errors
-/// Bad options; a child that fails (its exit status and the end of its
-/// stderr are in the message; the per-round files already written stay in
-/// `work_dir`); per-round files that cannot be merged (different runs or
-/// different deterministic figures across rounds).
+/// Bad options; a worker that cannot start, fails or answers out of
+/// protocol (the message has its answer and where its stderr is); the two
+/// builds disagree on the number of runs in the suite.
 pub fn run(options: &AbOptions, progress: &mut dyn FnMut(&str)) -> Result<AbOutcome> {
     if !(MIN_ROUNDS..=MAX_ROUNDS).contains(&options.rounds) {
         return Err(Error::config(format!("--rounds {}: must be in {MIN_ROUNDS}..={MAX_ROUNDS}", options.rounds)));
-    }
-    if options.repeats_per_round == 0 {
-        return Err(Error::config("--repeats: an A/B round needs at least one repetition per side"));
     }
     for (which, bin) in [("--ab-baseline", &options.baseline_binary), ("this binary", &options.current_binary)] {
         if !bin.is_file() {
@@ -111,33 +112,40 @@ pub fn run(options: &AbOptions, progress: &mut dyn FnMut(&str)) -> Result<AbOutc
     }
     std::fs::create_dir_all(&options.work_dir)
         .map_err(|e| Error::config(format!("creating `{}`: {e}", options.work_dir.display())))?;
-    let session = session_id();
-    let mut base_files = Vec::with_capacity(options.rounds);
-    let mut cur_files = Vec::with_capacity(options.rounds);
-    for round in 0..options.rounds {
-        // ABBA: even rounds start with the baseline, odd ones with the current.
-        let order = if round % 2 == 0 { [Role::Baseline, Role::Current] } else { [Role::Current, Role::Baseline] };
-        for role in order {
-            let out = options.work_dir.join(format!("{}-round{round:03}.json", role.name()));
-            run_child(options, role, &out)?;
-            let file = read_results(&out)?;
-            match role {
-                Role::Baseline => base_files.push(file),
-                Role::Current => cur_files.push(file),
-            }
-            progress(&format!("round {} of {}: {} done", round + 1, options.rounds, role.name()));
-        }
+    let mut baseline = Worker::start(options, Role::Baseline)?;
+    let mut current = Worker::start(options, Role::Current)?;
+    if baseline.runs != current.runs {
+        return Err(Error::config(format!(
+            "the baseline build sees {} runs in `{}`, this build {}: the suite means different things to them",
+            baseline.runs,
+            options.suite.display(),
+            current.runs
+        )));
     }
+    for round in 0..options.rounds {
+        for run in 0..current.runs {
+            // ABBA over rounds and runs: each build goes first half the time.
+            if (round + run) % 2 == 0 {
+                baseline.time(run)?;
+                current.time(run)?;
+            } else {
+                current.time(run)?;
+                baseline.time(run)?;
+            }
+        }
+        progress(&format!("round {} of {} done", round + 1, options.rounds));
+    }
+    let session = session_id();
     let info = |role: Role| AbInfo {
         session: session.clone(),
         role: role.name().to_string(),
         rounds: options.rounds,
-        repeats_per_round: options.repeats_per_round,
+        repeats_per_round: 1,
     };
-    Ok(AbOutcome {
-        baseline: merge(base_files, &info(Role::Baseline))?,
-        current: merge(cur_files, &info(Role::Current))?,
-    })
+    let mut outcome = AbOutcome { baseline: baseline.finish()?, current: current.finish()? };
+    outcome.baseline.extra.insert("ab".into(), serde_json::to_value(info(Role::Baseline)).unwrap_or_default());
+    outcome.current.extra.insert("ab".into(), serde_json::to_value(info(Role::Current)).unwrap_or_default());
+    Ok(outcome)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -160,103 +168,145 @@ fn session_id() -> String {
     format!("{:x}-{:x}", nanos, std::process::id())
 }
 
-fn run_child(options: &AbOptions, role: Role, out: &Path) -> Result<()> {
-    let binary = match role {
-        Role::Baseline => &options.baseline_binary,
-        Role::Current => &options.current_binary,
+/// One side's worker process.
+struct Worker {
+    role: Role,
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    out: PathBuf,
+    stderr_path: PathBuf,
+    runs: usize,
+}
+
+impl Worker {
+    fn start(options: &AbOptions, role: Role) -> Result<Worker> {
+        let binary = match role {
+            Role::Baseline => &options.baseline_binary,
+            Role::Current => &options.current_binary,
+        };
+        let out = options.work_dir.join(format!("{}.json", role.name()));
+        let stderr_path = options.work_dir.join(format!("{}.stderr", role.name()));
+        let stderr = std::fs::File::create(&stderr_path)
+            .map_err(|e| Error::config(format!("creating `{}`: {e}", stderr_path.display())))?;
+        let mut command = Command::new(binary);
+        command
+            .arg("bench")
+            .arg(&options.suite)
+            .arg("--out")
+            .arg(&out)
+            .arg("--ab-worker")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        if matches!(role, Role::Baseline) {
+            command.env_remove(TEST_SLOWDOWN_ENV);
+        }
+        let mut child = command.spawn().map_err(|e| Error::config(format!("starting `{}`: {e}", binary.display())))?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(Error::config("a worker without pipes"));
+        };
+        let mut worker = Worker { role, child, stdin, stdout: BufReader::new(stdout), out, stderr_path, runs: 0 };
+        let ready = worker.answer()?;
+        worker.runs = ready
+            .strip_prefix("ready ")
+            .and_then(|n| n.trim().parse().ok())
+            .ok_or_else(|| worker.protocol_error("ready <runs>", &ready))?;
+        Ok(worker)
+    }
+
+    /// The worker's next line.
+    fn answer(&mut self) -> Result<String> {
+        let mut line = String::new();
+        let n = self.stdout.read_line(&mut line).map_err(|e| self.failure(&format!("reading its answer: {e}")))?;
+        if n == 0 {
+            let status = self.child.wait().map_or_else(|e| e.to_string(), |s| s.to_string());
+            return Err(self.failure(&format!("it exited ({status}) without answering")));
+        }
+        let line = line.trim_end().to_string();
+        match line.strip_prefix("err ") {
+            Some(message) => Err(self.failure(message)),
+            None => Ok(line),
+        }
+    }
+
+    fn ask(&mut self, request: &str) -> Result<String> {
+        writeln!(self.stdin, "{request}")
+            .and_then(|()| self.stdin.flush())
+            .map_err(|e| self.failure(&format!("sending `{request}`: {e}")))?;
+        self.answer()
+    }
+
+    fn time(&mut self, run: usize) -> Result<()> {
+        let answer = self.ask(&format!("run {run}"))?;
+        if answer.starts_with("ok ") { Ok(()) } else { Err(self.protocol_error("ok <seconds>", &answer)) }
+    }
+
+    fn finish(mut self) -> Result<ResultsFile> {
+        let answer = self.ask("done")?;
+        if answer != "wrote" {
+            return Err(self.protocol_error("wrote", &answer));
+        }
+        // The worker exits after `wrote`; its status only matters if it failed.
+        let _ = self.child.wait();
+        let text = std::fs::read_to_string(&self.out)
+            .map_err(|e| Error::config(format!("reading `{}`: {e}", self.out.display())))?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::config(format!("`{}` is not a results file: {e}", self.out.display())))
+    }
+
+    fn failure(&self, what: &str) -> Error {
+        Error::config(format!(
+            "the {} build's worker failed: {what} (its stderr: `{}`)",
+            self.role.name(),
+            self.stderr_path.display()
+        ))
+    }
+
+    fn protocol_error(&self, expected: &str, got: &str) -> Error {
+        self.failure(&format!("expected `{expected}`, got `{got}` (is it a cachescope with `bench --ab-worker`?)"))
+    }
+}
+
+/// The worker side of the protocol (`bench --ab-worker`): `session` is the
+/// loaded suite, `out` where `done` writes its results file.
+///
+/// # Errors
+/// Only I/O errors on stdin or stdout; everything else is answered as
+/// `err <message>` and returned too, so the process exits non-zero.
+pub fn serve_worker(
+    mut session: crate::bench::Session<'_>,
+    out: &Path,
+    input: impl BufRead,
+    mut output: impl Write,
+) -> Result<()> {
+    let io = |e: std::io::Error| Error::config(format!("A/B worker pipe: {e}"));
+    writeln!(output, "ready {}", session.slots()).and_then(|()| output.flush()).map_err(io)?;
+    let fail = |output: &mut dyn Write, e: Error| -> Result<()> {
+        let message = e.to_string().replace('\n', " ");
+        writeln!(output, "err {message}").and_then(|()| output.flush()).map_err(io)?;
+        Err(e)
     };
-    let mut command = Command::new(binary);
-    command
-        .arg("bench")
-        .arg(&options.suite)
-        .arg("--repeats")
-        .arg(options.repeats_per_round.to_string())
-        .arg("--out")
-        .arg(out)
-        .arg("--quiet");
-    if matches!(role, Role::Baseline) {
-        command.env_remove(TEST_SLOWDOWN_ENV);
-    }
-    let output = command.output().map_err(|e| Error::config(format!("starting `{}`: {e}", binary.display())))?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let tail: String =
-            stderr.lines().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
-        return Err(Error::config(format!(
-            "the {} side (`{} bench {}`) failed ({}):\n{tail}",
-            role.name(),
-            binary.display(),
-            options.suite.display(),
-            output.status
-        )));
-    }
-    Ok(())
-}
-
-fn read_results(path: &Path) -> Result<ResultsFile> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| Error::config(format!("reading `{}`: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| Error::config(format!("`{}` is not a results file: {e}", path.display())))
-}
-
-/// The per-sample arrays of `extra` that grow with the rounds, one list per
-/// run, in run order.
-const PER_RUN_SAMPLES: [&str; 2] = ["cpu_seconds_samples", "reference_seconds_samples"];
-
-/// One file of a side's rounds: the first round's file with every run's
-/// samples (wall, on-CPU, reference) concatenated in round order.
-fn merge(files: Vec<ResultsFile>, info: &AbInfo) -> Result<ResultsFile> {
-    let mut files = files.into_iter();
-    let mut merged = files.next().ok_or_else(|| Error::config("an A/B session with no rounds"))?;
-    for (index, file) in files.enumerate() {
-        let round = index + 1;
-        if file.runs.len() != merged.runs.len() {
-            return Err(Error::config(format!(
-                "{} round {round}: {} runs, round 0 had {}",
-                info.role,
-                file.runs.len(),
-                merged.runs.len()
-            )));
-        }
-        for (into, run) in merged.runs.iter_mut().zip(&file.runs) {
-            let blank = |r: &crate::sim::RunResult| crate::sim::RunResult {
-                seconds: 0.0,
-                seconds_samples: Vec::new(),
-                ..r.clone()
+    for line in input.lines() {
+        let line = line.map_err(io)?;
+        let request = line.trim();
+        if request == "done" {
+            let written = session.finish().and_then(|file| {
+                crate::results::write_json_atomic(out, &file).map_err(|e| Error::config(format!("{e:#}")))
+            });
+            return match written {
+                Ok(()) => writeln!(output, "wrote").and_then(|()| output.flush()).map_err(io),
+                Err(e) => fail(&mut output, e),
             };
-            if blank(into) != blank(run) {
-                return Err(Error::config(format!(
-                    "{} round {round}: run {} {} gave other figures than in round 0 (the build is nondeterministic)",
-                    info.role, run.policy, run.capacity
-                )));
-            }
-            into.seconds_samples.extend_from_slice(&run.seconds_samples);
         }
-        for name in PER_RUN_SAMPLES {
-            let add = file.extra.get(name).and_then(|v| serde_json::from_value::<Vec<Vec<f64>>>(v.clone()).ok());
-            let have = merged.extra.get(name).and_then(|v| serde_json::from_value::<Vec<Vec<f64>>>(v.clone()).ok());
-            match (have, add) {
-                (Some(mut have), Some(add)) if have.len() == add.len() => {
-                    for (h, a) in have.iter_mut().zip(add) {
-                        h.extend(a);
-                    }
-                    merged.extra.insert(name.into(), serde_json::to_value(have).unwrap_or_default());
-                }
-                // A side that lacks a sample kind in any round lacks it in
-                // the merged file: `compare` then falls back to wall time.
-                _ => {
-                    merged.extra.remove(name);
-                }
-            }
+        let reply = match request.strip_prefix("run ").and_then(|i| i.trim().parse::<usize>().ok()) {
+            Some(slot) => session.run_slot(slot).map(|seconds| format!("ok {seconds}")),
+            None => Err(Error::config(format!("unknown request `{request}`"))),
+        };
+        match reply {
+            Ok(text) => writeln!(output, "{text}").and_then(|()| output.flush()).map_err(io)?,
+            Err(e) => return fail(&mut output, e),
         }
     }
-    for run in &mut merged.runs {
-        run.seconds = crate::compare::median(&run.seconds_samples);
-    }
-    if let Some(config) = merged.config.as_object_mut() {
-        config.insert("repeats".into(), (info.rounds * info.repeats_per_round).into());
-        config.insert("rounds".into(), info.rounds.into());
-    }
-    merged.extra.insert("ab".into(), serde_json::to_value(info).unwrap_or_default());
-    Ok(merged)
+    Err(Error::config("A/B worker: the driver closed the pipe before `done`"))
 }

@@ -405,153 +405,222 @@ pub fn run(suite: &Suite, options: &BenchOptions, progress: &mut dyn FnMut(&str)
     if !(1..=MAX_REPEATS).contains(&repeats) {
         return Err(Error::config(format!("--repeats {repeats}: must be in 1..={MAX_REPEATS}")));
     }
-    let started = Instant::now();
-    let seconds_per_iteration = options.test_slowdown.map(|_| calibrate_busy_work());
-    let reference = Reference::new();
-    reference.measure(); // warm: page in the chase
-    // Load every trace first: a bad one fails before minutes of running.
-    let mut loaded = Vec::with_capacity(suite.traces.len());
-    for t in &suite.traces {
-        let trace = DecodedTrace::load(&t.path, t.format, t.options)?;
-        let config = SimConfig {
-            policies: t.policies.clone(),
-            sizes: t.sizes.clone(),
-            objects: t.options.objects,
-            gpu: t.gpu,
-            warmup: t.warmup,
-            threads: 1,
-        };
-        for &size in &t.sizes {
-            sim::resolve_capacity(size, &trace, t.options.objects)
-                .map_err(|e| Error::config(format!("suite `{}` trace `{}`: {e}", suite.path.display(), t.name)))?;
-        }
-        loaded.push((t, trace, config));
-    }
-    // One slot per run, in suite order (trace, policy, size).
-    let mut runs: Vec<Option<RunResult>> = vec![None; suite.runs()];
-    let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(repeats); suite.runs()];
-    let mut cpu_samples: Vec<Vec<Option<f64>>> = vec![Vec::with_capacity(repeats); suite.runs()];
-    let mut reference_samples: Vec<Vec<f64>> = vec![Vec::with_capacity(repeats); suite.runs()];
+    let mut session = Session::prepare(suite, options)?;
     for rep in 0..repeats {
-        let mut slot = 0;
-        for (t, trace, config) in &loaded {
+        for slot in 0..session.slots() {
+            session.run_slot(slot)?;
+        }
+        progress(&format!(
+            "repetition {} of {repeats} done ({:.1} s)",
+            rep + 1,
+            session.started.elapsed().as_secs_f64()
+        ));
+    }
+    session.finish()
+}
+
+/// A suite loaded and ready to time, one run ("slot", in suite order:
+/// trace, policy, size) at a time. [`run`] times every slot once per
+/// repetition; an A/B worker ([`crate::ab`]) times the slots in the order
+/// its driver asks.
+pub struct Session<'s> {
+    suite: &'s Suite,
+    options: BenchOptions,
+    started: Instant,
+    seconds_per_iteration: Option<f64>,
+    reference: Reference,
+    loaded: Vec<(&'s SuiteTrace, DecodedTrace, SimConfig)>,
+    /// (trace index, policy, size) of every slot.
+    slot_runs: Vec<(usize, PolicyKind, SizeSpec)>,
+    runs: Vec<Option<RunResult>>,
+    samples: Vec<Vec<f64>>,
+    cpu_samples: Vec<Vec<Option<f64>>>,
+    reference_samples: Vec<Vec<f64>>,
+}
+
+impl<'s> Session<'s> {
+    /// Loads every trace of `suite` (a bad one fails before any timing) and
+    /// resolves every size.
+    ///
+    /// # Errors
+    /// A trace cannot be loaded or a size does not resolve.
+    pub fn prepare(suite: &'s Suite, options: &BenchOptions) -> Result<Session<'s>> {
+        let started = Instant::now();
+        let seconds_per_iteration = options.test_slowdown.map(|_| calibrate_busy_work());
+        let reference = Reference::new();
+        reference.measure(); // warm: page in the chase
+        let mut loaded = Vec::with_capacity(suite.traces.len());
+        let mut slot_runs = Vec::with_capacity(suite.runs());
+        for (index, t) in suite.traces.iter().enumerate() {
+            let trace = DecodedTrace::load(&t.path, t.format, t.options)?;
+            let config = SimConfig {
+                policies: t.policies.clone(),
+                sizes: t.sizes.clone(),
+                objects: t.options.objects,
+                gpu: t.gpu,
+                warmup: t.warmup,
+                threads: 1,
+            };
+            for &size in &t.sizes {
+                sim::resolve_capacity(size, &trace, t.options.objects)
+                    .map_err(|e| Error::config(format!("suite `{}` trace `{}`: {e}", suite.path.display(), t.name)))?;
+            }
             for &policy in &t.policies {
                 for &size in &t.sizes {
-                    let one = SimConfig { policies: vec![policy], sizes: vec![size], ..config.clone() };
-                    let reference_seconds = reference.measure();
-                    let caller = std::thread::current().id();
-                    let cpu_before = thread_cpu_seconds();
-                    let cpu = std::sync::Mutex::new(None);
-                    // The run's on-CPU time: `on_done` runs on the thread that
-                    // ran it, right after; a fresh worker's whole CPU time is
-                    // the run's, the caller's is counted from before the call.
-                    let on_done = |_: &RunResult| {
-                        let now = thread_cpu_seconds();
-                        let own = if std::thread::current().id() == caller {
-                            now.zip(cpu_before).map(|(n, b)| n - b)
-                        } else {
-                            now
-                        };
-                        *cpu.lock().unwrap_or_else(|e| e.into_inner()) = own;
-                    };
-                    let result = sim::simulate(trace, &one, &on_done)
-                        .map_err(|e| Error::config(format!("trace `{}` {} {size}: {e}", t.name, policy.name())))?;
-                    let Some(run) = result.into_iter().next() else {
-                        return Err(Error::config(format!(
-                            "trace `{}` {} {size}: the simulator returned no run",
-                            t.name,
-                            policy.name()
-                        )));
-                    };
-                    let mut seconds = run.seconds;
-                    let mut cpu_seconds = cpu.into_inner().unwrap_or_else(|e| e.into_inner());
-                    if let (Some(factor), Some(per_iteration)) = (options.test_slowdown, seconds_per_iteration) {
-                        let s = Instant::now();
-                        let cpu_s = thread_cpu_seconds();
-                        busy_work((factor * cpu_seconds.unwrap_or(run.seconds) / per_iteration) as u64);
-                        seconds += s.elapsed().as_secs_f64();
-                        cpu_seconds = cpu_seconds.zip(thread_cpu_seconds().zip(cpu_s)).map(|(c, (n, b))| c + n - b);
-                    }
-                    samples[slot].push(seconds);
-                    cpu_samples[slot].push(cpu_seconds);
-                    reference_samples[slot].push(reference_seconds);
-                    match &runs[slot] {
-                        None => runs[slot] = Some(run),
-                        Some(first) if figures(first) != figures(&run) => {
-                            return Err(Error::config(format!(
-                                "nondeterminism: trace `{}` policy {} size {size}: repetition {} gave different figures \
-                                 than the first ({:?} vs {:?})",
-                                t.name,
-                                policy.name(),
-                                rep + 1,
-                                figures(&run),
-                                figures(first)
-                            )));
-                        }
-                        Some(_) => {}
-                    }
-                    slot += 1;
+                    slot_runs.push((index, policy, size));
                 }
             }
+            loaded.push((t, trace, config));
         }
-        progress(&format!("repetition {} of {repeats} done ({:.1} s)", rep + 1, started.elapsed().as_secs_f64()));
-    }
-    let mut out_runs = Vec::with_capacity(runs.len());
-    let mut run_traces = Vec::with_capacity(runs.len());
-    let mut slot = 0;
-    for (t, _, _) in &loaded {
-        for _ in 0..t.policies.len() * t.sizes.len() {
-            let mut run = runs[slot].take().ok_or_else(|| Error::config("a run never finished"))?;
-            run.seconds = crate::compare::median(&samples[slot]);
-            run.seconds_samples = std::mem::take(&mut samples[slot]);
-            out_runs.push(run);
-            run_traces.push(serde_json::Value::from(t.name.clone()));
-            slot += 1;
-        }
-    }
-    let traces: Vec<serde_json::Value> = loaded
-        .iter()
-        .map(|(t, trace, _)| {
-            serde_json::json!({
-                "name": t.name,
-                "identity": trace.identity,
-                "settings": {"gpu": t.gpu, "warmup": t.warmup},
-                "unique_keys": trace.unique_keys,
-                "unique_bytes": trace.unique_bytes,
-            })
+        let n = slot_runs.len();
+        Ok(Session {
+            suite,
+            options: options.clone(),
+            started,
+            seconds_per_iteration,
+            reference,
+            loaded,
+            slot_runs,
+            runs: vec![None; n],
+            samples: vec![Vec::new(); n],
+            cpu_samples: vec![Vec::new(); n],
+            reference_samples: vec![Vec::new(); n],
         })
-        .collect();
-    let config = serde_json::json!({
-        "suite": suite.path,
-        "description": suite.description,
-        "repeats": repeats,
-        "threads": 1,
-        "traces": suite.traces,
-    });
-    let mut extra = serde_json::Map::new();
-    extra.insert("run_traces".into(), run_traces.into());
-    // On-CPU samples, where every one was measured (Linux).
-    let cpu: Option<Vec<Vec<f64>>> = cpu_samples.into_iter().map(|v| v.into_iter().collect()).collect();
-    if let Some(cpu) = cpu {
-        extra.insert("cpu_seconds_samples".into(), serde_json::to_value(cpu).unwrap_or_default());
     }
-    extra.insert("reference_seconds_samples".into(), serde_json::to_value(reference_samples).unwrap_or_default());
-    extra.insert("bench_seconds".into(), started.elapsed().as_secs_f64().into());
-    if let Some(cpu) = cpu_model() {
-        extra.insert("cpu_model".into(), cpu.into());
+
+    /// Runs of the suite.
+    pub fn slots(&self) -> usize {
+        self.slot_runs.len()
     }
-    if let Some(x) = options.test_slowdown {
-        extra.insert("test_slowdown".into(), x.into());
+
+    /// Times one more repetition of run `slot`; returns its wall seconds.
+    ///
+    /// # Errors
+    /// `slot` is out of range, the simulation fails, or this repetition
+    /// gave other figures than the first (nondeterminism).
+    pub fn run_slot(&mut self, slot: usize) -> Result<f64> {
+        let &(index, policy, size) = self
+            .slot_runs
+            .get(slot)
+            .ok_or_else(|| Error::config(format!("run {slot}: the suite has {} runs", self.slot_runs.len())))?;
+        let (t, trace, config) = &self.loaded[index];
+        let one = SimConfig { policies: vec![policy], sizes: vec![size], ..config.clone() };
+        let reference_seconds = self.reference.measure();
+        let caller = std::thread::current().id();
+        let cpu_before = thread_cpu_seconds();
+        let cpu = std::sync::Mutex::new(None);
+        // The run's on-CPU time: `on_done` runs on the thread that ran it,
+        // right after; a fresh worker's whole CPU time is the run's, the
+        // caller's is counted from before the call.
+        let on_done = |_: &RunResult| {
+            let now = thread_cpu_seconds();
+            let own = if std::thread::current().id() == caller { now.zip(cpu_before).map(|(n, b)| n - b) } else { now };
+            *cpu.lock().unwrap_or_else(|e| e.into_inner()) = own;
+        };
+        let result = sim::simulate(trace, &one, &on_done)
+            .map_err(|e| Error::config(format!("trace `{}` {} {size}: {e}", t.name, policy.name())))?;
+        let Some(run) = result.into_iter().next() else {
+            return Err(Error::config(format!(
+                "trace `{}` {} {size}: the simulator returned no run",
+                t.name,
+                policy.name()
+            )));
+        };
+        let mut seconds = run.seconds;
+        let mut cpu_seconds = cpu.into_inner().unwrap_or_else(|e| e.into_inner());
+        if let (Some(factor), Some(per_iteration)) = (self.options.test_slowdown, self.seconds_per_iteration) {
+            let s = Instant::now();
+            let cpu_s = thread_cpu_seconds();
+            busy_work((factor * cpu_seconds.unwrap_or(run.seconds) / per_iteration) as u64);
+            seconds += s.elapsed().as_secs_f64();
+            cpu_seconds = cpu_seconds.zip(thread_cpu_seconds().zip(cpu_s)).map(|(c, (n, b))| c + n - b);
+        }
+        let rep = self.samples[slot].len();
+        self.samples[slot].push(seconds);
+        self.cpu_samples[slot].push(cpu_seconds);
+        self.reference_samples[slot].push(reference_seconds);
+        match &self.runs[slot] {
+            None => self.runs[slot] = Some(run),
+            Some(first) if figures(first) != figures(&run) => {
+                return Err(Error::config(format!(
+                    "nondeterminism: trace `{}` policy {} size {size}: repetition {} gave different figures than \
+                     the first ({:?} vs {:?})",
+                    t.name,
+                    policy.name(),
+                    rep + 1,
+                    figures(&run),
+                    figures(first)
+                )));
+            }
+            Some(_) => {}
+        }
+        Ok(seconds)
     }
-    Ok(ResultsFile {
-        schema_version: SCHEMA_VERSION,
-        kind: "bench".into(),
-        tool: ToolInfo::current(),
-        trace: traces.into(),
-        config,
-        runs: out_runs,
-        extra,
-    })
+
+    /// The results file of every repetition timed so far.
+    ///
+    /// # Errors
+    /// A run was never timed.
+    pub fn finish(mut self) -> Result<ResultsFile> {
+        let suite = self.suite;
+        let repeats = self.samples.iter().map(Vec::len).min().unwrap_or(0);
+        let mut out_runs = Vec::with_capacity(self.runs.len());
+        let mut run_traces = Vec::with_capacity(self.runs.len());
+        for (slot, &(index, _, _)) in self.slot_runs.iter().enumerate() {
+            let mut run = self.runs[slot].take().ok_or_else(|| Error::config("a run never finished"))?;
+            run.seconds = crate::compare::median(&self.samples[slot]);
+            run.seconds_samples = std::mem::take(&mut self.samples[slot]);
+            out_runs.push(run);
+            run_traces.push(serde_json::Value::from(self.loaded[index].0.name.clone()));
+        }
+        let traces: Vec<serde_json::Value> = self
+            .loaded
+            .iter()
+            .map(|(t, trace, _)| {
+                serde_json::json!({
+                    "name": t.name,
+                    "identity": trace.identity,
+                    "settings": {"gpu": t.gpu, "warmup": t.warmup},
+                    "unique_keys": trace.unique_keys,
+                    "unique_bytes": trace.unique_bytes,
+                })
+            })
+            .collect();
+        let config = serde_json::json!({
+            "suite": suite.path,
+            "description": suite.description,
+            "repeats": repeats,
+            "threads": 1,
+            "traces": suite.traces,
+        });
+        let mut extra = serde_json::Map::new();
+        extra.insert("run_traces".into(), run_traces.into());
+        // On-CPU samples, where every one was measured (Linux).
+        let cpu: Option<Vec<Vec<f64>>> = self.cpu_samples.into_iter().map(|v| v.into_iter().collect()).collect();
+        if let Some(cpu) = cpu {
+            extra.insert("cpu_seconds_samples".into(), serde_json::to_value(cpu).unwrap_or_default());
+        }
+        extra.insert(
+            "reference_seconds_samples".into(),
+            serde_json::to_value(self.reference_samples).unwrap_or_default(),
+        );
+        extra.insert("bench_seconds".into(), self.started.elapsed().as_secs_f64().into());
+        if let Some(cpu) = cpu_model() {
+            extra.insert("cpu_model".into(), cpu.into());
+        }
+        if let Some(x) = self.options.test_slowdown {
+            extra.insert("test_slowdown".into(), x.into());
+        }
+        Ok(ResultsFile {
+            schema_version: SCHEMA_VERSION,
+            kind: "bench".into(),
+            tool: ToolInfo::current(),
+            trace: traces.into(),
+            config,
+            runs: out_runs,
+            extra,
+        })
+    }
 }
 
 /// On-CPU time of the calling thread so far, in seconds

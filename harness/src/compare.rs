@@ -1223,9 +1223,9 @@ impl Report {
     fn method_line(&self) -> String {
         if let Some(p) = self.paired {
             return format!(
-                "timings ({}): paired A/B session, {} rounds x {} samples per side; per round the ratio of medians \
-                 current/baseline; estimate their geometric mean, {:.0}% Student t interval over rounds; \
-                 slower/faster only when the whole interval is beyond ±{:.1}% (suite) or ±{:.1}% (a run){}",
+                "timings ({}): paired A/B session, {} rounds of {} sample(s) per run and side, taken back to back; \
+                 per round the ratio current/baseline; estimate their geometric mean, {:.0}% Student t interval \
+                 over rounds; slower/faster only when the whole interval is beyond ±{:.1}% (suite) or ±{:.1}% (a run){}",
                 self.basis_words(),
                 p.rounds,
                 p.repeats_per_round,

@@ -110,17 +110,19 @@ struct BenchArgs {
     #[arg(long)]
     quiet: bool,
     /// A/B session: also benchmark this baseline build's `cachescope`
-    /// binary, in alternating rounds with this one (ABBA), so `compare`
-    /// judges the two files paired, round by round. `--repeats` is then per
-    /// round and side (default 2).
-    #[arg(long, value_name = "BINARY", requires = "ab_out")]
+    /// binary; both builds time every run back to back, alternating which
+    /// goes first, and `compare` judges the two files paired, round by round.
+    #[arg(long, value_name = "BINARY", requires = "ab_out", conflicts_with = "repeats")]
     ab_baseline: Option<PathBuf>,
-    /// Where the A/B session writes the baseline build's merged results.
+    /// Where the A/B session writes the baseline build's results.
     #[arg(long, value_name = "BASE.json", requires = "ab_baseline")]
     ab_out: Option<PathBuf>,
-    /// Rounds of the A/B session.
-    #[arg(long, default_value_t = 8, requires = "ab_baseline")]
+    /// Rounds of the A/B session: paired repetitions of every run.
+    #[arg(long, default_value_t = 10, requires = "ab_baseline")]
     rounds: usize,
+    /// Internal: serve as one side of an A/B session (requests on stdin).
+    #[arg(long, hide = true, conflicts_with = "ab_baseline")]
+    ab_worker: bool,
 }
 
 #[derive(Debug, Args)]
@@ -257,7 +259,6 @@ fn run_ab_session(a: &BenchArgs, baseline_binary: &Path, ab_out: &Path) -> Resul
         baseline_binary: baseline_binary.to_path_buf(),
         current_binary,
         rounds: a.rounds,
-        repeats_per_round: a.repeats.unwrap_or(2),
         work_dir: work_dir.clone(),
     };
     let show = !a.quiet;
@@ -313,6 +314,13 @@ fn main() -> Result<()> {
             let suite = Suite::load(&a.suite)?;
             if let (Some(baseline_binary), Some(ab_out)) = (&a.ab_baseline, &a.ab_out) {
                 run_ab_session(&a, baseline_binary, ab_out)?;
+                return Ok(());
+            }
+            if a.ab_worker {
+                let options = BenchOptions { repeats: None, test_slowdown: bench::test_slowdown_from_env()? };
+                let session = bench::Session::prepare(&suite, &options)?;
+                let stdin = std::io::stdin().lock();
+                cachescope_harness::ab::serve_worker(session, &a.out, stdin, std::io::stdout().lock())?;
                 return Ok(());
             }
             let test_slowdown = bench::test_slowdown_from_env()?;

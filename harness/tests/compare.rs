@@ -352,9 +352,9 @@ fn suite_errors_name_file_line_and_field() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("CACHESCOPE_TEST_SLOWDOWN=`lots`"), "{}", text(&out));
 }
 
-/// An A/B session (`bench --ab-baseline`) of this binary against itself:
-/// two files of one session, judged paired round by round; the same build on
-/// both sides compares clean. With the test knob on the driver, only the
+/// An A/B session (`bench --ab-baseline`) of this binary against itself
+/// (two worker processes): two files of one session, judged paired round by
+/// round; the same build on both sides compares clean. With the test knob on the driver, only the
 /// current side is slowed (the knob stands for a change in the current
 /// build), and a 30% slowdown is flagged.
 #[test]
@@ -375,9 +375,7 @@ fn an_ab_session_is_judged_paired() {
                 "--ab-out",
                 base.to_str().unwrap(),
                 "--rounds",
-                "4",
-                "--repeats",
-                "2",
+                "6",
                 "--quiet",
             ],
             env,
@@ -397,17 +395,17 @@ fn an_ab_session_is_judged_paired() {
         (Some("baseline"), Some("current"))
     );
     for run in b["runs"].as_array().unwrap().iter().chain(c["runs"].as_array().unwrap()) {
-        assert_eq!(run["seconds_samples"].as_array().unwrap().len(), 8, "4 rounds x 2 repeats: {run}");
+        assert_eq!(run["seconds_samples"].as_array().unwrap().len(), 6, "one sample per round: {run}");
     }
     // Report-only timings: the same build on a shared machine must not
     // fail here on a run's chance interval; what is checked is the pairing.
     let out = compare(&base, &cur, &["--format", "json", "--timings", "report"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["paired"]["rounds"], 4, "{report}");
-    assert_eq!(report["paired"]["repeats_per_round"], 2, "{report}");
+    assert_eq!(report["paired"]["rounds"], 6, "{report}");
+    assert_eq!(report["paired"]["repeats_per_round"], 1, "{report}");
     let text_out = text(&compare(&base, &cur, &[]));
-    assert!(text_out.contains("paired A/B session, 4 rounds x 2 samples"), "{text_out}");
+    assert!(text_out.contains("paired A/B session, 6 rounds"), "{text_out}");
 
     // Real times on a shared machine: up to three sessions for one flag.
     let mut seen = Vec::new();
