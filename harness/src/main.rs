@@ -47,6 +47,12 @@ enum Command {
     /// Replay a dispatch trace on a real Vulkan device (wgpu): real uploads,
     /// readbacks, compiles and kernels per policy, measured in time.
     Replay(cachescope_harness::gpu::cli::ReplayArgs),
+    /// Tune the workgroup size of each kernel on a real Vulkan device:
+    /// candidates within the adapter's limits, timestamp queries until the
+    /// choice is clear, decisions kept per adapter in a TOML store and
+    /// reused with zero measurements; `--exhaustive` compares with a full
+    /// sweep.
+    Tune(cachescope_harness::gpu::tune::TuneArgs),
     /// Compare a results file with a baseline: deterministic figures
     /// exactly, timings with a bootstrap interval. Exit 0: no regression;
     /// 1: a regression; 2: the files cannot be compared.
@@ -286,6 +292,7 @@ fn main() -> Result<()> {
     };
     match command {
         Command::Replay(a) => cachescope_harness::gpu::cli::run_replay(a)?,
+        Command::Tune(a) => cachescope_harness::gpu::tune::run_tune(a)?,
         Command::Compare(a) => {
             use cachescope_harness::compare::{self, CompareOptions, CompareRequest, TimingMode};
             let parsed = compare::parse_threshold(&a.threshold).and_then(|t| {

@@ -33,6 +33,7 @@
 //! | `replay.rs` | the per-policy loop, [`replay()`], results |
 //! | `bench.rs` | the overhead benchmark against a minimal raw wgpu loop |
 //! | `cli.rs` | `cachescope replay` arguments and output |
+//! | `tune.rs` | `cachescope tune`: core's workgroup-size tuner on WGSL kernels (`workloads/tune/`), timed with timestamp queries |
 
 pub mod bench;
 pub mod cli;
@@ -42,6 +43,7 @@ pub mod pipelines;
 pub mod plan;
 pub mod replay;
 pub mod residency;
+pub mod tune;
 
 pub use device::{AdapterReport, GpuDevice};
 pub use replay::{ReplayConfig, ReplayOutput, ReplayRun, replay, replay_with};
