@@ -11,6 +11,7 @@ pub mod compare;
 pub mod error;
 pub mod gpu;
 pub mod paired;
+pub mod record;
 pub mod results;
 pub mod selfcheck;
 pub mod sim;

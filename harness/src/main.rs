@@ -53,6 +53,9 @@ enum Command {
     /// reused with zero measurements; `--exhaustive` compares with a full
     /// sweep.
     Tune(cachescope_harness::gpu::tune::TuneArgs),
+    /// Run a built-in GPU workload (mlp, pyramid, spmv, all) on a real
+    /// Vulkan device, check it against the CPU, and write its dispatch trace.
+    Record(cachescope_harness::record::cli::RecordArgs),
     /// Compare a results file with a baseline: deterministic figures
     /// exactly, timings with a bootstrap interval. Exit 0: no regression;
     /// 1: a regression; 2: the files cannot be compared.
@@ -293,6 +296,9 @@ fn main() -> Result<()> {
     match command {
         Command::Replay(a) => cachescope_harness::gpu::cli::run_replay(a)?,
         Command::Tune(a) => cachescope_harness::gpu::tune::run_tune(a)?,
+        Command::Record(a) => {
+            cachescope_harness::record::cli::run_record(a)?;
+        }
         Command::Compare(a) => {
             use cachescope_harness::compare::{self, CompareOptions, CompareRequest, TimingMode};
             let parsed = compare::parse_threshold(&a.threshold).and_then(|t| {
