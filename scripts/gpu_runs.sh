@@ -28,14 +28,14 @@
 #   touch every word (`--touch-cap 0`), workgroup size 256, no integrity
 #   checks (`--no-verify`: they cost host time; the lavapipe tests check
 #   integrity), except one verified LRU run per trace as a sanity check.
-# * coldwarm: pipeline cold vs warm start, one policy, three runs:
+# * coldwarm: pipeline cold vs warm start, one policy, four runs:
 #   (1) cold: empty --pipeline-cache dir, driver shader cache off
-#   (`__GL_SHADER_DISK_CACHE=0`); (2) warm store: same dir again, driver
-#   cache still off: the disk store serves every key (counted as disk_hits)
-#   but, since wgpu 30's PipelineCache seeding is `unsafe` and the workspace
-#   forbids unsafe, the compile itself is not faster (an honest null
-#   result); (3)+(4) the driver's own disk cache on, in a fresh directory,
-#   cold then warm: the warm-start benefit a runtime gets from the driver.
+#   (`__GL_SHADER_DISK_CACHE=0`); it saves wgpu's PipelineCache blob in the
+#   disk store at the end; (2) warm store: same dir again, driver cache still
+#   off: the run's PipelineCache is seeded from that blob, so compiles hit
+#   it (the warm start a runtime gets from `--pipeline-cache` alone);
+#   (3)+(4) the driver's own disk cache on, no --pipeline-cache, in a fresh
+#   directory, cold then warm: the warm start a runtime gets from the driver.
 # * overhead: the replayer vs a minimal wgpu loop issuing the same dispatch
 #   sequence with every access hitting, twice: full-size kernels
 #   (`--touch-cap 0`) and tiny kernels (`--touch-cap 64`, where host

@@ -251,6 +251,45 @@ impl TieredCache {
         Ok(tier)
     }
 
+    /// Adds a new entry to `tier`, or, when `tier` cannot hold it, to the
+    /// fastest slower tier that can, demoting others to make room. Returns
+    /// the tier. Unlike [`insert`](Self::insert) (data starts in the slowest
+    /// tier), this is for data created in a faster tier: a buffer read back
+    /// from the device into host memory. `dirty` says that no slower tier
+    /// has a copy, so the entry's eventual demotion reports `dirty` and the
+    /// backend writes it down instead of assuming a current slower copy.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a tier that does not exist;
+    /// [`Error::DuplicateKey`] if present; [`Error::EntryTooLarge`] if no
+    /// tier up to `tier` can hold `size_bytes` (nothing is changed then).
+    pub fn insert_into(
+        &mut self,
+        tier: TierId,
+        key: u64,
+        size_bytes: u64,
+        dirty: bool,
+        on_move: &mut impl FnMut(TierMove),
+    ) -> Result<TierId> {
+        if tier >= self.tiers.len() {
+            return Err(Error::config(format!("tier {tier} does not exist ({} tiers)", self.tiers.len())));
+        }
+        if self.location.contains_key(&key) {
+            return Err(Error::DuplicateKey { key });
+        }
+        let Some(target) = (0..=tier).rev().find(|&t| self.fits(t, size_bytes)) else {
+            let largest_tier_bytes = self.tiers[..=tier].iter().map(|t| t.cache.config().capacity).max().unwrap_or(0);
+            return Err(Error::EntryTooLarge { key, size_bytes, largest_tier_bytes });
+        };
+        self.stats.inserts += 1;
+        let arrival = TierMove { key, size_bytes, from: None, to: Some(target), kind: MoveKind::Insert, dirty: false };
+        self.place(target, arrival, on_move);
+        if dirty {
+            self.tiers[target].cache.set_dirty(key, true);
+        }
+        Ok(target)
+    }
+
     /// Records an access; promotes the entry if the [`PromotionRule`] says so.
     /// A writing access marks the entry dirty in its (new) tier.
     ///
@@ -441,5 +480,54 @@ impl TieredCache {
             return Err(format!("{} located keys but {total} resident", self.location.len()));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disk_host(host_bytes: u64) -> TieredCache {
+        let tier =
+            |name: &str, capacity_bytes| TierConfig { name: name.into(), capacity_bytes, policy: PolicyKind::Lru };
+        TieredCache::new(TieredConfig {
+            tiers: vec![tier("disk", u64::MAX), tier("host", host_bytes)],
+            promotion: PromotionRule::OnAccess,
+        })
+        .expect("tiers")
+    }
+
+    #[test]
+    fn insert_into_places_in_the_named_tier_and_reports_dirty_demotions() {
+        let mut c = disk_host(100);
+        let mut moves = Vec::new();
+        assert_eq!(c.insert_into(1, 1, 60, true, &mut |m| moves.push(m)).expect("first"), 1);
+        assert_eq!(c.insert_into(1, 2, 30, false, &mut |m| moves.push(m)).expect("second"), 1);
+        moves.clear();
+        // The third needs room: the LRU entry (1, dirty) goes to disk first.
+        assert_eq!(c.insert_into(1, 3, 50, true, &mut |m| moves.push(m)).expect("third"), 1);
+        assert_eq!(moves.len(), 2);
+        assert_eq!((moves[0].key, moves[0].kind, moves[0].to, moves[0].dirty), (1, MoveKind::Demote, Some(0), true));
+        assert_eq!((moves[1].key, moves[1].kind, moves[1].to), (3, MoveKind::Insert, Some(1)));
+        // Too large for the host: it lands on disk.
+        assert_eq!(c.insert_into(1, 4, 500, true, &mut |_| {}).expect("large"), 0);
+        assert!(matches!(c.insert_into(1, 4, 5, true, &mut |_| {}), Err(Error::DuplicateKey { key: 4 })));
+        assert!(matches!(c.insert_into(2, 5, 5, true, &mut |_| {}), Err(Error::InvalidConfig { .. })));
+        c.check_invariants().expect("invariants");
+    }
+
+    #[test]
+    fn insert_into_without_a_slower_tier_refuses_what_does_not_fit() {
+        let mut c = disk_host(100);
+        let e = c.insert_into(0, 9, 1 << 40, false, &mut |_| {});
+        assert!(matches!(e, Ok(0)), "the unbounded disk tier holds what the host cannot: {e:?}");
+        let mut host_only = TieredCache::new(TieredConfig {
+            tiers: vec![TierConfig { name: "host".into(), capacity_bytes: 10, policy: PolicyKind::Lru }],
+            promotion: PromotionRule::OnAccess,
+        })
+        .expect("tiers");
+        let e = host_only.insert_into(0, 1, 11, true, &mut |_| {});
+        assert!(matches!(e, Err(Error::EntryTooLarge { largest_tier_bytes: 10, .. })), "{e:?}");
+        assert!(host_only.is_empty());
     }
 }

@@ -25,6 +25,16 @@ pub struct ReplayArgs {
     /// trace's peak live bytes, `1%` of its unique bytes.
     #[arg(long, default_value = "512MiB")]
     pub device_memory: String,
+    /// Bound host memory for buffers' bytes (`4GiB`, `50%peak`): buffers
+    /// not on the device live there up to this capacity (LRU), the rest in
+    /// the disk tier. Without it, host memory holds every buffer.
+    #[arg(long)]
+    pub host_memory: Option<String>,
+    /// Directory of the disk tier below `--host-memory` (one scratch
+    /// subdirectory per run, removed when it ends). Without it, a full host
+    /// memory may only let go of buffers the trace never uses again.
+    #[arg(long, requires = "host_memory")]
+    pub disk_tier: Option<PathBuf>,
     /// Use the first Vulkan adapter whose name contains this (case-insensitive).
     #[arg(long)]
     pub adapter: Option<String>,
@@ -130,6 +140,13 @@ pub fn run_replay(a: ReplayArgs) -> Result<()> {
         .context("--device-memory")?;
     let max_chunk =
         a.max_chunk.as_deref().map(parse_bytes).transpose().map_err(anyhow::Error::msg).context("--max-chunk")?;
+    let host_memory = a
+        .host_memory
+        .as_deref()
+        .map(str::parse::<SizeSpec>)
+        .transpose()
+        .map_err(anyhow::Error::msg)
+        .context("--host-memory")?;
     let config = ReplayConfig {
         policies,
         sizes,
@@ -142,6 +159,8 @@ pub fn run_replay(a: ReplayArgs) -> Result<()> {
         batch: a.batch,
         verify: !a.no_verify,
         verify_resident_at_end: a.verify_resident,
+        host_memory,
+        disk_tier: a.disk_tier.clone(),
     };
     let options = LoadOptions { objects: false, pipelines: false, gpu: true, limit: a.limit };
     let trace = DecodedTrace::load(&path, Some(TraceFormat::Dispatch), options)
@@ -248,10 +267,21 @@ pub fn render_table(adapter: &str, runs: &[ReplayRun]) -> String {
         "p50_disp",
         "p99_disp"
     );
+    // Host- and disk-tier columns only where a run has a host tier, so the
+    // table without `--host-memory` is the one it always was.
+    let tiers = runs.iter().any(|r| r.host_tier.is_some());
+    if tiers {
+        out.pop();
+        let _ = writeln!(
+            out,
+            " {:>11} {:>10} {:>10} {:>9} {:>9}",
+            "host_peak_GB", "disk_w", "disk_w_GB", "disk_r", "disk_r_GB"
+        );
+    }
     for r in runs {
         let gb = |b: Option<u64>| b.unwrap_or(0) as f64 / 1e9;
         let d = r.latency.get("dispatch");
-        let _ = writeln!(
+        let _ = write!(
             out,
             "{:<12} {:>10} {:>12} {:>8} {:>8} {:>9} {:>10.3} {:>11.3} {:>8} {:>9.3} {:>9.4} {:>10.2e} {:>10.2e}",
             r.sim.policy,
@@ -268,6 +298,19 @@ pub fn render_table(adapter: &str, runs: &[ReplayRun]) -> String {
             d.map_or(0.0, |l| l.p50),
             d.map_or(0.0, |l| l.p99),
         );
+        if tiers {
+            let t = r.host_tier.unwrap_or_default();
+            let _ = write!(
+                out,
+                " {:>11.3} {:>10} {:>10.3} {:>9} {:>9.3}",
+                gb(Some(t.host_peak_bytes)),
+                t.disk_writes,
+                gb(Some(t.disk_write_bytes)),
+                t.disk_reads,
+                gb(Some(t.disk_read_bytes)),
+            );
+        }
+        out.push('\n');
     }
     out
 }

@@ -30,6 +30,7 @@
 //! | `plan.rs` | the dispatch structure of a decoded trace |
 //! | `pipelines.rs` | compiled pipelines behind core's memory and disk stores |
 //! | `residency.rs` | device buffers, host bytes, batches, uploads, readbacks |
+//! | `host_tier.rs` | `--host-memory` / `--disk-tier`: host and disk below the device, driven by core's `TieredCache` (`[disk, host]`, LRU) while the device stays the loop's plain `Cache` (the equality with `sim --gpu`); real file writes and reads, checked against the CPU model |
 //! | `replay.rs` | the per-policy loop, [`replay()`], results |
 //! | `bench.rs` | the overhead benchmark against a minimal raw wgpu loop |
 //! | `cli.rs` | `cachescope replay` arguments and output |
@@ -38,6 +39,7 @@
 pub mod bench;
 pub mod cli;
 pub mod device;
+pub mod host_tier;
 pub mod kernels;
 pub mod pipelines;
 pub mod plan;
@@ -81,6 +83,16 @@ pub enum GpuError {
     /// A configuration value is unusable.
     #[error("configuration: {0}")]
     Config(String),
+    /// The disk tier (`--disk-tier`) could not do `action` on `path`.
+    #[error("disk tier: {action} `{}`: {message}", path.display())]
+    DiskTier {
+        /// What was being done (`creating directory`, `writing`, ...).
+        action: String,
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// What the OS (or the header check) said.
+        message: String,
+    },
     /// A pipeline store failed.
     #[error("pipeline store: {0}")]
     Store(String),

@@ -20,7 +20,7 @@
 //! lavapipe the blob is a 96-byte header and changes nothing).
 //!
 //! Seeding needs wgpu's `unsafe fn Device::create_pipeline_cache`: this is
-//! the workspace's one audited `unsafe` (see [`DriverCache::open`] for the
+//! the workspace's one audited `unsafe` (see `DriverCache::open` for the
 //! argument, and `harness/tests/unsafe_audit.rs`, which fails on any other).
 
 use std::sync::Arc;

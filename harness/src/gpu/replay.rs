@@ -15,9 +15,15 @@
 //! counters the results report (uploads, readbacks, bytes) are counted by
 //! the engine from the operations it performed, not copied from the cache,
 //! so the tests' equality with `sim --gpu` checks the execution.
+//!
+//! With `--host-memory` each run also gets a bounded host tier (and a disk
+//! tier with `--disk-tier`, [`HostTier`]): it changes where a miss's bytes
+//! come from and where a readback's bytes go, never what the device cache
+//! decides, so the device counts still equal `sim --gpu`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use cachescope_core::cache::{Cache, CacheConfig, DenseIndex, Outcome};
@@ -26,6 +32,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::device::AdapterReport;
+use super::host_tier::{HostTier, HostTierCounters};
 use super::kernels::{KernelSet, Mode};
 use super::pipelines::{PipelineCounters, Pipelines};
 use super::plan::{DispatchPlan, Step};
@@ -60,6 +67,14 @@ pub struct ReplayConfig {
     pub verify: bool,
     /// After each run, read back every resident buffer and check it too.
     pub verify_resident_at_end: bool,
+    /// Capacity of host memory for buffers' bytes (`None`: no limit, every
+    /// buffer's bytes stay in host memory). Absent from results when unset,
+    /// so results without it read as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_memory: Option<SizeSpec>,
+    /// Directory of the disk tier below host memory (needs `host_memory`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_tier: Option<PathBuf>,
 }
 
 impl Default for ReplayConfig {
@@ -76,6 +91,8 @@ impl Default for ReplayConfig {
             batch: 512,
             verify: true,
             verify_resident_at_end: false,
+            host_memory: None,
+            disk_tier: None,
         }
     }
 }
@@ -162,7 +179,12 @@ pub struct ReplayRun {
     pub verified_bytes: u64,
     /// Resident buffers read back and checked after the run.
     pub verified_resident: u64,
-    /// Latencies by kind: `dispatch`, `upload`, `readback`, `compile`.
+    /// The host and disk tiers' counters (`disk_writes`, `disk_reads`, ...),
+    /// at top level; absent without `--host-memory`.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub host_tier: Option<HostTierCounters>,
+    /// Latencies by kind: `dispatch`, `upload`, `readback`, `compile`, and
+    /// with `--host-memory` `disk_write`, `disk_read`.
     pub latency: BTreeMap<String, LatencySummary>,
 }
 
@@ -208,6 +230,9 @@ pub fn replay_with(
     on_done: &mut dyn FnMut(&ReplayRun, &AdapterReport),
 ) -> GpuResult<ReplayOutput> {
     let plan = DispatchPlan::build(trace)?;
+    if config.disk_tier.is_some() && config.host_memory.is_none() {
+        return Err(GpuError::Config("a disk tier (--disk-tier) needs a host-memory limit (--host-memory)".into()));
+    }
     let mut jobs = Vec::new();
     for &policy in &config.policies {
         for &size in &config.sizes {
@@ -217,9 +242,13 @@ pub fn replay_with(
     }
     let gpu = GpuDevice::open(config.adapter.as_deref())?;
     let ctx = Context::new(trace, &plan, &gpu, config)?;
+    let host_capacity = config
+        .host_memory
+        .map(|h| resolve_capacity(h, trace, false).map_err(|e| GpuError::Config(format!("--host-memory: {e}"))))
+        .transpose()?;
     let mut runs = Vec::new();
     for (policy, size, capacity) in jobs {
-        let run = policy.visit(PolicyRun { ctx: &ctx, capacity, size })?;
+        let run = policy.visit(PolicyRun { ctx: &ctx, capacity, size, host_capacity })?;
         on_done(&run, &gpu.report);
         runs.push(run);
     }
@@ -333,7 +362,7 @@ impl<'a> Context<'a> {
                         freed.0 += 1;
                         freed.1 += e.size;
                     }
-                    engine.free(key);
+                    engine.free(key)?;
                 }
                 Step::Dispatch { seq, pipeline, events } => {
                     let started = Instant::now();
@@ -352,6 +381,7 @@ impl<'a> Context<'a> {
                             access: trace.access[i],
                         };
                         evicted.clear();
+                        engine.note_access(key, i);
                         let outcome = cache.access_with(&req, |e| evicted.push(e));
                         let mode = Mode::of(req.access);
                         match outcome {
@@ -383,7 +413,12 @@ struct PolicyRun<'c, 'a> {
     ctx: &'c Context<'a>,
     capacity: u64,
     size: SizeSpec,
+    /// Host-memory capacity in bytes (`None`: unbounded, no host tier).
+    host_capacity: Option<u64>,
 }
+
+/// Distinguishes the disk-tier directories of the runs of one process.
+static DISK_RUNS: AtomicU64 = AtomicU64::new(0);
 
 impl PolicyVisitor for PolicyRun<'_, '_> {
     type Output = GpuResult<ReplayRun>;
@@ -395,6 +430,19 @@ impl PolicyVisitor for PolicyRun<'_, '_> {
         let mut cache = Cache::with_index(CacheConfig::with_capacity(self.capacity), policy, index)
             .map_err(|e| GpuError::Config(e.to_string()))?;
         let mut engine = ctx.engine()?;
+        // The device stays `cache` above, a plain `Cache` driven exactly as
+        // `sim --gpu` drives it; the levels below it are a core
+        // `TieredCache` inside `HostTier` (see host_tier.rs for why).
+        if let Some(host_bytes) = self.host_capacity {
+            // One scratch directory per run (created at its first write).
+            let disk_dir = ctx.config.disk_tier.as_ref().map(|d| {
+                let n = DISK_RUNS.fetch_add(1, Ordering::Relaxed);
+                d.join(format!("cachescope-{}-{n}-{name}", std::process::id()))
+            });
+            let track_lineage = ctx.config.verify || ctx.config.verify_resident_at_end;
+            let keys = ctx.trace.unique_keys as usize;
+            engine.set_host_tier(HostTier::new(host_bytes, disk_dir, keys, &ctx.trace.next_access, track_lineage)?);
+        }
         let mut pipes = ctx.pipelines()?;
         let started = Instant::now();
         let freed = ctx.run_steps(&ctx.plan.steps, &mut cache, &mut engine, &mut pipes)?;
@@ -406,7 +454,7 @@ impl PolicyVisitor for PolicyRun<'_, '_> {
         let mut stats = cache.stats();
         stats.evictions -= freed.0;
         stats.evicted_bytes -= freed.1;
-        Ok(build_run(
+        let mut run = build_run(
             name,
             self.capacity,
             self.size,
@@ -417,7 +465,13 @@ impl PolicyVisitor for PolicyRun<'_, '_> {
             wall,
             ctx,
             verified_resident,
-        ))
+        );
+        if let Some(tier) = engine.host_tier() {
+            run.host_tier = Some(tier.counters);
+            run.latency.insert("disk_write".to_string(), LatencySummary::of(&tier.disk_write_hist));
+            run.latency.insert("disk_read".to_string(), LatencySummary::of(&tier.disk_read_hist));
+        }
+        Ok(run)
     }
 }
 
@@ -460,6 +514,7 @@ fn build_run(
         verified_readbacks: c.verified,
         verified_bytes: c.verified_bytes,
         verified_resident,
+        host_tier: None,
         latency,
     }
 }

@@ -8,6 +8,10 @@
 //!   host bytes start as a deterministic pattern seeded by its trace id
 //!   (never materialised: uploads read windows of one shared pattern) and
 //!   become a `Vec<u8>` the first time a readback brings back written bytes.
+//!   With `--host-memory` the host tier is bounded instead, with a disk
+//!   tier below it ([`HostTier`], `host_tier.rs`): bytes are materialised
+//!   when they enter host memory, and an upload may first read them from
+//!   disk.
 //!
 //! Kernels are recorded into a pending batch and issued in one compute pass
 //! per submission (parameters in a uniform ring with dynamic offsets). A
@@ -22,7 +26,11 @@
 //! (or zeros for a write-only allocation) with those writes applied by
 //! [`kernels::apply`](super::kernels::apply); a mismatch is an error naming
 //! the buffer and word. So a buffer demoted and later re-uploaded must come
-//! back with exactly the bytes it had.
+//! back with exactly the bytes it had. With a bounded host tier the model's
+//! starting bytes are the buffer's [`Lineage`](super::host_tier::Lineage)
+//! (pattern or zeros plus every write read back so far) rather than host
+//! memory, which may have moved to disk; bytes read from disk are checked
+//! against the same model.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -30,6 +38,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use rustc_hash::FxHashMap;
 
+use super::host_tier::{HostTier, Origin};
 use super::kernels::{KernelSet, Mode, PARAMS_BYTES, Params, WriteOp, apply, fmix, sample};
 use super::{GpuDevice, GpuError, GpuResult};
 
@@ -125,6 +134,17 @@ enum Base {
     Zero,
 }
 
+/// What the CPU model starts from before applying writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// The buffer's current host bytes (no bounded host tier).
+    HostBytes,
+    /// The shared pattern at the buffer's seed.
+    Pattern,
+    /// Zeros.
+    Zero,
+}
+
 struct DevBuf {
     chunks: Vec<Chunk>,
     base: Base,
@@ -173,6 +193,9 @@ pub struct Engine<'a> {
     scratch: Option<Chunk>,
     staging: FxHashMap<u64, Vec<wgpu::Buffer>>,
     staging_pooled: u64,
+    /// The bounded host tier and its disk tier (`None`: host memory holds
+    /// every buffer, as before `--host-memory`).
+    host_tier: Option<HostTier<'a>>,
     /// Work done.
     pub counters: EngineCounters,
     /// Latencies.
@@ -181,6 +204,20 @@ pub struct Engine<'a> {
 
 fn padded(bytes: u64) -> u64 {
     bytes.div_ceil(4) * 4
+}
+
+/// `len` bytes of the shared `pattern` (doubled, see [`Engine::new`])
+/// starting at `start`, wrapping: a buffer's initial bytes, materialised.
+fn pattern_bytes(pattern: &[u8], start: usize, len: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len as usize);
+    let mut done = 0usize;
+    while (done as u64) < len {
+        let at = (start + done % PATTERN_BYTES) % PATTERN_BYTES;
+        let n = (len as usize - done).min(PATTERN_BYTES);
+        out.extend_from_slice(&pattern[at..at + n]);
+        done += n;
+    }
+    out
 }
 
 impl<'a> Engine<'a> {
@@ -259,6 +296,7 @@ impl<'a> Engine<'a> {
             scratch: None,
             staging: FxHashMap::default(),
             staging_pooled: 0,
+            host_tier: None,
             counters: EngineCounters::default(),
             hist: Histograms::new()?,
         })
@@ -266,6 +304,113 @@ impl<'a> Engine<'a> {
 
     fn check(&self, during: impl FnOnce() -> String) -> GpuResult<()> {
         self.gpu.errors.check(during)
+    }
+
+    /// Bounds host memory: from now on the bytes of buffers live in `tier`.
+    /// Call before the first access.
+    pub fn set_host_tier(&mut self, tier: HostTier<'a>) {
+        self.host_tier = Some(tier);
+    }
+
+    /// The bounded host tier, if any.
+    pub fn host_tier(&self) -> Option<&HostTier<'a>> {
+        self.host_tier.as_ref()
+    }
+
+    /// Records that trace event `index` accesses `key` (the host tier asks
+    /// whether a buffer is used again before it lets it go without a disk).
+    #[inline]
+    pub fn note_access(&mut self, key: u32, index: usize) {
+        if let Some(t) = self.host_tier.as_mut() {
+            t.note_access(key, index);
+        }
+    }
+
+    /// With a bounded host tier, makes the host bytes of `key` present for
+    /// an upload (reading them from disk if they are there, and checking
+    /// them). Returns whether they are there for this upload only.
+    fn load_host(&mut self, key: u32, trace_bytes: u64) -> GpuResult<bool> {
+        let Some(mut tier) = self.host_tier.take() else { return Ok(false) };
+        let start = self.pattern_start(key);
+        let pattern = &self.pattern;
+        let loaded = tier.load(key, trace_bytes, &mut self.host, || pattern_bytes(pattern, start, padded(trace_bytes)));
+        self.host_tier = Some(tier);
+        let loaded = loaded?;
+        if loaded.from_disk && self.cfg.verify && self.lineage_of(key).is_some() {
+            self.verify_from_disk(key, trace_bytes)?;
+        }
+        Ok(loaded.transient)
+    }
+
+    /// Checks the bytes of `key` just read from disk against its lineage.
+    fn verify_from_disk(&mut self, key: u32, trace_bytes: u64) -> GpuResult<()> {
+        let Some(Some(bytes)) = self.host.get(key as usize) else {
+            return Err(GpuError::Integrity(format!("buffer {key} was read from disk but host memory lacks it")));
+        };
+        let (start, earlier) = self.model(key, Base::Host);
+        for (off, n) in self.layout(trace_bytes) {
+            let d = bytes.get(off as usize..(off + n) as usize).ok_or_else(|| {
+                GpuError::Integrity(format!("buffer {key}: {} bytes read from disk, expected {}", bytes.len(), off + n))
+            })?;
+            self.verify_chunk(key, start, earlier, &[], off, d).map_err(|e| match e {
+                GpuError::Integrity(m) => GpuError::Integrity(format!("{m} (bytes read from the disk tier)")),
+                other => other,
+            })?;
+        }
+        if let Some(t) = self.host_tier.as_mut() {
+            t.counters.verified_disk_reads += 1;
+        }
+        Ok(())
+    }
+
+    /// Keeps `bytes`, just read back for `key`, as its host bytes: in the
+    /// bounded host tier (recording the writes in its lineage) or, without
+    /// one, in host memory as before. End-of-run checks (`counted` false)
+    /// do not enter the bounded tier: the run is over.
+    fn keep_bytes(
+        &mut self,
+        key: u32,
+        trace_bytes: u64,
+        bytes: Vec<u8>,
+        counted: bool,
+        from_zero: bool,
+        ops: &[WriteOp],
+    ) -> GpuResult<()> {
+        let Some(mut tier) = self.host_tier.take() else {
+            if let Some(slot) = self.host.get_mut(key as usize) {
+                *slot = Some(bytes);
+            }
+            return Ok(());
+        };
+        let kept = if counted {
+            tier.record_writes(key, from_zero, ops);
+            tier.store(key, trace_bytes, bytes, &mut self.host)
+        } else {
+            Ok(())
+        };
+        self.host_tier = Some(tier);
+        kept
+    }
+
+    fn lineage_of(&self, key: u32) -> Option<&super::host_tier::Lineage> {
+        self.host_tier.as_ref().and_then(|t| t.lineage(key))
+    }
+
+    /// Where the model of a device buffer with `base` starts, and the writes
+    /// already in it: the lineage with a bounded host tier (host memory may
+    /// no longer hold what was uploaded), the host bytes without.
+    fn model(&self, key: u32, base: Base) -> (Start, &[WriteOp]) {
+        match (base, self.lineage_of(key)) {
+            (Base::Zero, _) => (Start::Zero, &[]),
+            (Base::Host, None) => (Start::HostBytes, &[]),
+            (Base::Host, Some(l)) => {
+                let start = match l.origin {
+                    Origin::Pattern => Start::Pattern,
+                    Origin::Zero => Start::Zero,
+                };
+                (start, &l.ops)
+            }
+        }
     }
 
     fn pattern_start(&self, key: u32) -> usize {
@@ -284,6 +429,11 @@ impl<'a> Engine<'a> {
                 None => false,
             };
         }
+        self.pattern_pieces(key, offset, len, f)
+    }
+
+    /// As [`host_pieces`](Self::host_pieces), from the seeded pattern only.
+    fn pattern_pieces(&self, key: u32, offset: u64, len: u64, mut f: impl FnMut(u64, &[u8]) -> bool) -> bool {
         let start = self.pattern_start(key);
         let mut done = 0u64;
         while done < len {
@@ -297,12 +447,17 @@ impl<'a> Engine<'a> {
         true
     }
 
-    fn host_word(&self, key: u32, offset: u64) -> u32 {
+    fn start_word(&self, key: u32, start: Start, offset: u64) -> u32 {
         let mut w = 0u32;
-        self.host_pieces(key, offset, 4, |_, s| {
+        let read = |_: u64, s: &[u8]| {
             w = u32::from_le_bytes([s[0], s[1], s[2], s[3]]);
             true
-        });
+        };
+        match start {
+            Start::HostBytes => self.host_pieces(key, offset, 4, read),
+            Start::Pattern => self.pattern_pieces(key, offset, 4, read),
+            Start::Zero => true,
+        };
         w
     }
 
@@ -362,11 +517,16 @@ impl<'a> Engine<'a> {
         let chunks: Vec<Chunk> =
             self.layout(trace_bytes).into_iter().map(|(off, n)| self.new_chunk(off, n, "cachescope buffer")).collect();
         if upload {
+            // Disk reads are timed as such, not as part of the upload.
+            let transient = self.load_host(key, trace_bytes)?;
             let started = Instant::now();
             for c in &chunks {
                 self.write_host(key, c, &c.buffer);
             }
             record(&mut self.hist.upload, started.elapsed());
+            if transient && let Some(slot) = self.host.get_mut(key as usize) {
+                *slot = None;
+            }
             self.counters.uploads += 1;
             self.counters.upload_bytes += trace_bytes;
         }
@@ -531,13 +691,20 @@ impl<'a> Engine<'a> {
     }
 
     /// Drops the device copy of `key` and forgets its host bytes (a `free`:
-    /// the buffer is dead).
-    pub fn free(&mut self, key: u32) {
+    /// the buffer is dead), and its disk file with a disk tier.
+    ///
+    /// # Errors
+    /// A disk-tier file that cannot be deleted.
+    pub fn free(&mut self, key: u32) -> GpuResult<()> {
         if let Some(slot) = self.resident.get_mut(key as usize) {
             *slot = None;
         }
         if let Some(slot) = self.host.get_mut(key as usize) {
             *slot = None;
+        }
+        match self.host_tier.as_mut() {
+            Some(t) => t.free(key, &mut self.host),
+            None => Ok(()),
         }
     }
 
@@ -672,24 +839,33 @@ impl<'a> Engine<'a> {
                 self.counters.readback_bytes += p.trace_bytes;
                 record(&mut self.hist.readback, time[r]);
             }
-            if let Some(slot) = self.host.get_mut(p.key as usize) {
-                *slot = Some(bytes);
-            }
+            self.keep_bytes(p.key, p.trace_bytes, bytes, p.counted, p.buf.base == Base::Zero, &p.buf.ops)?;
         }
         Ok(())
     }
 
     /// Checks the bytes read back for `key` against the CPU model: its base
     /// (host bytes or zeros) with `buf.ops` applied to the touched words.
-    fn verify(&mut self, key: u32, buf: &DevBuf, data: &[u8]) -> GpuResult<()> {
+    fn verify(&self, key: u32, buf: &DevBuf, data: &[u8]) -> GpuResult<()> {
+        let (start, earlier) = self.model(key, buf.base);
         for c in &buf.chunks {
             let d = &data[c.offset as usize..(c.offset + c.bytes) as usize];
-            self.verify_chunk(key, buf.base, &buf.ops, c.offset, d)?;
+            self.verify_chunk(key, start, earlier, &buf.ops, c.offset, d)?;
         }
         Ok(())
     }
 
-    fn verify_chunk(&self, key: u32, base: Base, ops: &[WriteOp], offset: u64, d: &[u8]) -> GpuResult<()> {
+    /// Checks chunk bytes `d` at `offset` of `key`: `start` with `earlier`
+    /// then `ops` applied to the touched words, untouched words as `start`.
+    fn verify_chunk(
+        &self,
+        key: u32,
+        start: Start,
+        earlier: &[WriteOp],
+        ops: &[WriteOp],
+        offset: u64,
+        d: &[u8],
+    ) -> GpuResult<()> {
         let words = d.len() as u64 / 4;
         let (count, stride) = sample(words, self.cfg.touch_cap);
         let word_offset = (offset / 4) as u32;
@@ -697,14 +873,16 @@ impl<'a> Engine<'a> {
             if to <= from {
                 return true;
             }
-            match base {
-                Base::Zero => {
+            let matches = |at: u64, piece: &[u8]| {
+                let a = (at - offset) as usize;
+                &d[a..a + piece.len()] == piece
+            };
+            match start {
+                Start::Zero => {
                     d[from as usize..to as usize].chunks(self.zeros.len()).all(|s| s == &self.zeros[..s.len()])
                 }
-                Base::Host => self.host_pieces(key, offset + from, to - from, |at, piece| {
-                    let a = (at - offset) as usize;
-                    &d[a..a + piece.len()] == piece
-                }),
+                Start::HostBytes => self.host_pieces(key, offset + from, to - from, matches),
+                Start::Pattern => self.pattern_pieces(key, offset + from, to - from, matches),
             }
         };
         let mut prev = 0u64;
@@ -717,18 +895,17 @@ impl<'a> Engine<'a> {
                     prev, b
                 )));
             }
-            let mut v = match base {
-                Base::Zero => 0,
-                Base::Host => self.host_word(key, offset + b),
-            };
+            let mut v = self.start_word(key, start, offset + b);
             let g = word_offset.wrapping_add(w as u32);
-            for op in ops {
+            for op in earlier.iter().chain(ops) {
                 v = apply(op, g, v);
             }
             let got = u32::from_le_bytes([d[b as usize], d[b as usize + 1], d[b as usize + 2], d[b as usize + 3]]);
             if got != v {
+                let before = if earlier.is_empty() { String::new() } else { format!(", {} before", earlier.len()) };
                 return Err(GpuError::Integrity(format!(
-                    "buffer {key}: word {g} read back as {got:#010x}, the model expects {v:#010x} ({} writes since upload)",
+                    "buffer {key}: word {g} read back as {got:#010x}, the model expects {v:#010x} ({} writes since \
+                     upload{before})",
                     ops.len()
                 )));
             }
@@ -758,6 +935,7 @@ impl<'a> Engine<'a> {
         let layout = self.layout(trace_bytes);
         let total = padded(trace_bytes);
         let mut out = if mode != Mode::Read { vec![0u8; total as usize] } else { Vec::new() };
+        let transient = if mode == Mode::Write { false } else { self.load_host(key, trace_bytes)? };
         let scratch_bytes = self.cfg.max_chunk.min(total.max(4));
         if self.scratch.as_ref().is_none_or(|s| s.bytes < scratch_bytes) {
             self.scratch = Some(self.new_chunk(0, scratch_bytes, "cachescope stream scratch"));
@@ -816,12 +994,16 @@ impl<'a> Engine<'a> {
             self.counters.upload_bytes += trace_bytes;
             record(&mut self.hist.upload, up);
         }
+        if transient && let Some(slot) = self.host.get_mut(key as usize) {
+            *slot = None;
+        }
         if mode != Mode::Read {
             let base = if mode == Mode::Write { Base::Zero } else { Base::Host };
+            let ops = [WriteOp { salt, seq, mode }];
             if self.cfg.verify {
-                let model = DevBuf { chunks: Vec::new(), base, ops: vec![WriteOp { salt, seq, mode }] };
+                let (start, earlier) = self.model(key, base);
                 for (off, n) in self.layout(trace_bytes) {
-                    self.verify_chunk(key, model.base, &model.ops, off, &out[off as usize..(off + n) as usize])?;
+                    self.verify_chunk(key, start, earlier, &ops, off, &out[off as usize..(off + n) as usize])?;
                 }
                 self.counters.verified += 1;
                 self.counters.verified_bytes += total;
@@ -829,9 +1011,7 @@ impl<'a> Engine<'a> {
             self.counters.readbacks += 1;
             self.counters.readback_bytes += trace_bytes;
             record(&mut self.hist.readback, down);
-            if let Some(slot) = self.host.get_mut(key as usize) {
-                *slot = Some(out);
-            }
+            self.keep_bytes(key, trace_bytes, out, true, base == Base::Zero, &ops)?;
         }
         self.check(|| format!("streaming buffer {key} ({trace_bytes} bytes)"))
     }
