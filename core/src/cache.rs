@@ -24,6 +24,14 @@ pub trait KeyIndex: Default + std::fmt::Debug {
     fn remove(&mut self, key: u64) -> Option<Slot>;
     /// Resident keys and their slots (O(n) or O(universe); for tests and reports).
     fn pairs(&self) -> Vec<(u64, Slot)>;
+    /// Loads `key`'s entry ahead of its lookup (see [`Cache::warm`]) and
+    /// returns what it read, for the caller to fold into one
+    /// [`std::hint::black_box`]. Default: nothing to load.
+    #[inline]
+    fn warm(&self, key: u64) -> u64 {
+        let _ = key;
+        0
+    }
 }
 
 /// A hash map index for arbitrary keys (the default).
@@ -87,9 +95,13 @@ impl KeyIndex for DenseIndex {
     fn pairs(&self) -> Vec<(u64, Slot)> {
         self.0.iter().enumerate().filter(|&(_, &s)| s != NO_SLOT).map(|(k, &s)| (k as u64, s)).collect()
     }
+    #[inline]
+    fn warm(&self, key: u64) -> u64 {
+        self.0.get(key as usize).map_or(0, |&s| u64::from(s))
+    }
 }
 
-use crate::policy::{Admission, Entries, EvictionPolicy, Request, Slot};
+use crate::policy::{Admission, Entries, EvictionPolicy, KeySize, Request, Slot};
 use crate::stats::{CacheStats, EvictionReason};
 use crate::{Error, Result, strict_assert};
 
@@ -284,15 +296,13 @@ impl<P: EvictionPolicy, I: KeyIndex> Cache<P, I> {
         let slot = match self.free_slots.pop() {
             Some(s) => {
                 let i = s as usize;
-                self.entries.keys[i] = req.key;
-                self.entries.sizes[i] = req.size;
+                self.entries.slots[i] = KeySize { key: req.key, size: req.size };
                 self.entries.dirty[i] = dirty;
                 s
             }
             None => {
-                let s = Slot::try_from(self.entries.keys.len()).expect("more than 2^32 resident entries");
-                self.entries.keys.push(req.key);
-                self.entries.sizes.push(req.size);
+                let s = Slot::try_from(self.entries.slots.len()).expect("more than 2^32 resident entries");
+                self.entries.slots.push(KeySize { key: req.key, size: req.size });
                 self.entries.dirty.push(dirty);
                 s
             }
@@ -306,8 +316,8 @@ impl<P: EvictionPolicy, I: KeyIndex> Cache<P, I> {
     /// Forgets `slot` in the container (the policy already has).
     fn release(&mut self, slot: Slot, reason: EvictionReason) -> Evicted {
         let i = slot as usize;
-        let evicted =
-            Evicted { key: self.entries.keys[i], size: self.entries.sizes[i], dirty: self.entries.dirty[i], reason };
+        let KeySize { key, size } = self.entries.slots[i];
+        let evicted = Evicted { key, size, dirty: self.entries.dirty[i], reason };
         let removed = self.index.remove(evicted.key);
         debug_assert_eq!(removed, Some(slot), "policy evicted a slot the index does not map");
         self.occupied -= evicted.size;
@@ -340,6 +350,19 @@ impl<P: EvictionPolicy, I: KeyIndex> Cache<P, I> {
         }
         self.policy.on_hit(slot, req, &self.entries);
         true
+    }
+
+    /// Loads the memory a request for `key` will read first, in the key
+    /// index and in the policy's per-key tables (ghosts), and returns what
+    /// it read. Changes nothing. With dense keys those tables are as large
+    /// as the key space and a request's lookups miss the CPU caches; a
+    /// caller that knows the coming keys (the simulator) warms a group of
+    /// them in one tight loop of independent loads, so the CPU overlaps
+    /// their misses, and folds the results into one
+    /// [`std::hint::black_box`] so the loads are kept.
+    #[inline]
+    pub fn warm(&self, key: u64) -> u64 {
+        self.index.warm(key) ^ self.policy.warm(key)
     }
 
     /// Whether `key` is resident. Does not touch the policy.

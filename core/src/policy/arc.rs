@@ -164,6 +164,11 @@ impl EvictionPolicy for Arc {
         }
     }
 
+    #[inline]
+    fn warm(&self, key: u64) -> u64 {
+        self.b1.warm(key) ^ self.b2.warm(key)
+    }
+
     fn on_remove(&mut self, slot: Slot, entries: &Entries) {
         let size = entries.size(slot);
         if self.t1.contains(slot) {

@@ -131,22 +131,31 @@ pub enum Admission {
 /// can learn the key and size of a slot without keeping copies.
 #[derive(Debug, Default, Clone)]
 pub struct Entries {
-    pub(crate) keys: Vec<u64>,
-    pub(crate) sizes: Vec<u64>,
+    /// Key and size side by side: an eviction reads both, and policies
+    /// read both of their victims (ghosts remember key and size), so one
+    /// cache line per slot instead of two.
+    pub(crate) slots: Vec<KeySize>,
     pub(crate) dirty: Vec<bool>,
+}
+
+/// The key and size of one slot.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct KeySize {
+    pub(crate) key: u64,
+    pub(crate) size: u64,
 }
 
 impl Entries {
     /// Key stored in `slot`.
     #[inline]
     pub fn key(&self, slot: Slot) -> u64 {
-        self.keys[slot as usize]
+        self.slots[slot as usize].key
     }
 
     /// Size (capacity units) of the entry in `slot`.
     #[inline]
     pub fn size(&self, slot: Slot) -> u64 {
-        self.sizes[slot as usize]
+        self.slots[slot as usize].size
     }
 
     /// Whether the entry in `slot` was written since it was stored.
@@ -159,7 +168,7 @@ impl Entries {
     /// vectors must cover.
     #[inline]
     pub fn slot_count(&self) -> usize {
-        self.keys.len()
+        self.slots.len()
     }
 }
 
@@ -223,6 +232,16 @@ pub trait EvictionPolicy: Send {
 
     /// The entry in `slot` was removed by the caller, not by [`evict`](Self::evict).
     fn on_remove(&mut self, slot: Slot, entries: &Entries);
+
+    /// Loads what a coming request for `key` will read in the policy's
+    /// per-key tables (ghost indexes), and returns what it read; changes
+    /// nothing. A speed hint only (see [`crate::cache::Cache::warm`]):
+    /// results never depend on it. Default: no per-key table.
+    #[inline]
+    fn warm(&self, key: u64) -> u64 {
+        let _ = key;
+        0
+    }
 }
 
 impl<P: EvictionPolicy + ?Sized> EvictionPolicy for Box<P> {
@@ -259,6 +278,10 @@ impl<P: EvictionPolicy + ?Sized> EvictionPolicy for Box<P> {
     #[inline]
     fn on_remove(&mut self, slot: Slot, entries: &Entries) {
         (**self).on_remove(slot, entries)
+    }
+    #[inline]
+    fn warm(&self, key: u64) -> u64 {
+        (**self).warm(key)
     }
 }
 

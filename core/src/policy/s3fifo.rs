@@ -176,6 +176,11 @@ impl EvictionPolicy for S3Fifo {
         }
     }
 
+    #[inline]
+    fn warm(&self, key: u64) -> u64 {
+        self.ghost.warm(key)
+    }
+
     fn on_remove(&mut self, slot: Slot, entries: &Entries) {
         let size = entries.size(slot);
         if self.small.contains(slot) {

@@ -128,6 +128,11 @@ impl EvictionPolicy for TwoQ {
         }
     }
 
+    #[inline]
+    fn warm(&self, key: u64) -> u64 {
+        self.aout.warm(key)
+    }
+
     fn on_remove(&mut self, slot: Slot, entries: &Entries) {
         let size = entries.size(slot);
         if self.ain.contains(slot) {
