@@ -13,7 +13,7 @@
 # and carry `.gpu-bin` to the device machine. There, from the repository
 # root (the traces are in workloads/traces/):
 #
-#   OUT=/some/dir scripts/gpu_runs.sh [replay|replay-resnet|replay-gpt2|coldwarm|overhead|all]
+#   OUT=/some/dir scripts/gpu_runs.sh [replay|replay-resnet|replay-gpt2|coldwarm|tiers|record|overhead|all]
 #
 # Every step writes JSON results and the printed tables under $OUT, and
 # prints a short table last. Steps are sized to fit one 10-minute command
@@ -104,6 +104,30 @@ coldwarm() {
         run coldwarm-4-driver-warm "${common[@]}" --out "$OUT/coldwarm-4-driver-warm.json"
 }
 
+tiers() {
+    # Device memory 10% of peak with a host tier of 25% of peak and a disk
+    # tier below it: what spills to disk and what it costs, per policy; one
+    # LRU run with every disk read and readback verified.
+    local dt="$OUT/disk-tier"
+    rm -rf "$dt"
+    run tiers-resnet replay --trace "$RESNET" --policy lru,s3fifo,arc,gpu_cost --device-memory 10%peak \
+        --host-memory 25%peak --disk-tier "$dt" --workgroup-size "$WG" --touch-cap "$TOUCH" --no-verify --quiet \
+        $LIMIT --out "$OUT/tiers-resnet.json"
+    run tiers-resnet-verified-lru replay --trace "$RESNET" --policy lru --device-memory 10%peak \
+        --host-memory 25%peak --disk-tier "$dt" --workgroup-size "$WG" --touch-cap 4096 --quiet \
+        $LIMIT --out "$OUT/tiers-resnet-verified-lru.json"
+    rm -rf "$dt"
+}
+
+record_workloads() {
+    # The built-in programs at a scale where the MLP's weights (337 MB) are
+    # larger than the device budget given to the replay, then every policy
+    # replayed on the recorded MLP trace at 25% of its peak.
+    run record record --workload all --scale 16 --out "$OUT/recorded"
+    run replay-mlp replay --trace "$OUT/recorded/mlp.jsonl.gz" --policy all --device-memory 25%peak \
+        --workgroup-size "$WG" --touch-cap "$TOUCH" --no-verify --quiet --out "$OUT/replay-mlp.json"
+}
+
 overhead() {
     run overhead-full replay --trace "$GPT2" --bench-overhead --bench-reps 7 --workgroup-size "$WG" $LIMIT \
         --touch-cap "$TOUCH" --out "$OUT/overhead-full.json"
@@ -123,12 +147,13 @@ for f in sorted(out.glob("*.json")):
         print(f"{f.name}: overhead {b['overhead']*100:+.1f}% (replayer {b['replayer_median']:.4f} s, raw {b['raw_median']:.4f} s) on {adapter}")
         continue
     print(f"{f.name} ({adapter})")
-    print(f"  {'policy':<12} {'size':>8} {'moved_GB':>9} {'wall_s':>8} {'gpu_s':>8} {'compiles':>8} {'disk_hits':>9} {'disp_p50':>9} {'disp_p99':>9} {'up_p99':>9} {'rb_p99':>9} {'comp_p50':>9}")
+    print(f"  {'policy':<12} {'size':>8} {'moved_GB':>9} {'wall_s':>8} {'gpu_s':>8} {'compiles':>8} {'disk_hits':>9} {'disp_p50':>9} {'disp_p99':>9} {'up_p99':>9} {'rb_p99':>9} {'comp_p50':>9} {'seed_B':>7} {'disk_w':>6} {'disk_r':>6}")
     for r in d["runs"]:
         lat = r["latency"]
         moved = (r.get("upload_bytes", 0) + r.get("readback_bytes", 0)) / 1e9
         print(f"  {r['policy']:<12} {r['size']:>8} {moved:>9.2f} {r['wall_seconds']:>8.2f} {r['gpu_seconds'] or 0:>8.3f} {r['compiles']:>8} {r['pipelines']['disk_hits']:>9}"
-              f" {lat['dispatch']['p50']:>9.2e} {lat['dispatch']['p99']:>9.2e} {lat['upload']['p99']:>9.2e} {lat['readback']['p99']:>9.2e} {lat['compile']['p50']:>9.2e}")
+              f" {lat['dispatch']['p50']:>9.2e} {lat['dispatch']['p99']:>9.2e} {lat['upload']['p99']:>9.2e} {lat['readback']['p99']:>9.2e} {lat['compile']['p50']:>9.2e}"
+              f" {r['pipelines'].get('driver_cache_seed_bytes', 0):>7} {r.get('disk_writes', 0):>6} {r.get('disk_reads', 0):>6}")
 EOF
 }
 
@@ -137,9 +162,11 @@ case "$STEP" in
     replay-resnet) replay_trace resnet "$RESNET" ;;
     replay-gpt2) replay_trace gpt2 "$GPT2" ;;
     coldwarm) coldwarm ;;
+    tiers) tiers ;;
+    record) record_workloads ;;
     overhead) overhead ;;
     all) replay_trace resnet "$RESNET"; replay_trace gpt2 "$GPT2"; coldwarm; overhead ;;
     summary) ;;
-    *) echo "unknown step $STEP (replay|replay-resnet|replay-gpt2|coldwarm|overhead|all|summary)" >&2; exit 2 ;;
+    *) echo "unknown step $STEP (replay|replay-resnet|replay-gpt2|coldwarm|tiers|record|overhead|all|summary)" >&2; exit 2 ;;
 esac
 summary
