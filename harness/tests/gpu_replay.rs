@@ -8,13 +8,19 @@
 //! 154 MB token-embedding buffer (larger than lavapipe's 128 MiB storage
 //! binding, so it is split into chunks).
 
+#[path = "support/adapter.rs"]
+mod adapter;
+#[path = "support/sim_gpu.rs"]
+mod sim_gpu;
+
 use std::path::PathBuf;
 
+use adapter::require_adapter;
 use cachescope_core::policy::PolicyKind;
-use cachescope_harness::gpu::device::list_adapters;
 use cachescope_harness::gpu::{GpuError, ReplayConfig, ReplayRun, replay};
-use cachescope_harness::sim::{self, RunResult, SimConfig, SizeSpec, Warmup};
+use cachescope_harness::sim::RunResult;
 use cachescope_harness::trace::{DecodedTrace, LoadOptions, TraceFormat};
+use sim_gpu::sim_gpu;
 
 const RESNET: &str = "resnet50-train.jsonl.gz";
 const GPT2: &str = "gpt2-decode.jsonl.gz";
@@ -32,16 +38,6 @@ fn load(name: &str, limit: u64) -> DecodedTrace {
         .unwrap_or_else(|e| panic!("loading {name}: {e}"))
 }
 
-/// Fails (never skips) when there is no Vulkan adapter, naming what to install.
-fn require_adapter() {
-    let adapters = list_adapters();
-    assert!(
-        !adapters.is_empty(),
-        "no Vulkan adapter: install `mesa-vulkan-drivers libvulkan1` (apt-get install -y --no-install-recommends \
-         mesa-vulkan-drivers libvulkan1) so that lavapipe is available"
-    );
-}
-
 fn config(policies: &[PolicyKind], sizes: &[&str]) -> ReplayConfig {
     ReplayConfig {
         policies: policies.to_vec(),
@@ -51,18 +47,6 @@ fn config(policies: &[PolicyKind], sizes: &[&str]) -> ReplayConfig {
         verify_resident_at_end: true,
         ..ReplayConfig::default()
     }
-}
-
-fn sim_gpu(trace: &DecodedTrace, policies: &[PolicyKind], sizes: &[SizeSpec]) -> Vec<RunResult> {
-    let config = SimConfig {
-        policies: policies.to_vec(),
-        sizes: sizes.to_vec(),
-        objects: false,
-        gpu: true,
-        warmup: Warmup::None,
-        threads: 1,
-    };
-    sim::simulate(trace, &config, &|_| {}).expect("sim --gpu")
 }
 
 /// The counters both must agree on.

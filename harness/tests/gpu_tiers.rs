@@ -7,20 +7,26 @@
 //! debug build on two cores; the GPT-2 prefix has a 154 MB buffer, larger
 //! than the host tiers used here, so it lives on disk.
 
+#[path = "support/adapter.rs"]
+mod adapter;
+#[path = "support/sim_gpu.rs"]
+mod sim_gpu;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use adapter::require_adapter;
 use cachescope_core::cache::Evicted;
 use cachescope_core::policy::{PolicyKind, Request};
 use cachescope_core::stats::EvictionReason;
 use cachescope_harness::gpu::cli::render_table;
-use cachescope_harness::gpu::device::list_adapters;
 use cachescope_harness::gpu::host_tier::HostTier;
 use cachescope_harness::gpu::kernels::{KernelSet, Mode};
 use cachescope_harness::gpu::residency::{Engine, EngineConfig};
 use cachescope_harness::gpu::{GpuDevice, GpuError, ReplayConfig, ReplayRun, replay};
-use cachescope_harness::sim::{self, RunResult, SimConfig, Warmup};
+use cachescope_harness::sim::RunResult;
 use cachescope_harness::trace::{DecodedTrace, LoadOptions, TraceFormat};
+use sim_gpu::sim_gpu;
 
 const RESNET: &str = "resnet50-train.jsonl.gz";
 const GPT2: &str = "gpt2-decode.jsonl.gz";
@@ -35,16 +41,6 @@ fn load(name: &str, limit: u64) -> DecodedTrace {
         .unwrap_or_else(|e| panic!("loading {name}: {e}"))
 }
 
-/// Fails (never skips) when there is no Vulkan adapter, naming what to install.
-fn require_adapter() {
-    let adapters = list_adapters();
-    assert!(
-        !adapters.is_empty(),
-        "no Vulkan adapter: install `mesa-vulkan-drivers libvulkan1` (apt-get install -y --no-install-recommends \
-         mesa-vulkan-drivers libvulkan1) so that lavapipe is available"
-    );
-}
-
 fn config(policies: &[PolicyKind], sizes: &[&str], host_memory: &str, disk: Option<&Path>) -> ReplayConfig {
     ReplayConfig {
         policies: policies.to_vec(),
@@ -56,18 +52,6 @@ fn config(policies: &[PolicyKind], sizes: &[&str], host_memory: &str, disk: Opti
         disk_tier: disk.map(Path::to_path_buf),
         ..ReplayConfig::default()
     }
-}
-
-fn sim_gpu(trace: &DecodedTrace, cfg: &ReplayConfig) -> Vec<RunResult> {
-    let config = SimConfig {
-        policies: cfg.policies.clone(),
-        sizes: cfg.sizes.clone(),
-        objects: false,
-        gpu: true,
-        warmup: Warmup::None,
-        threads: 1,
-    };
-    sim::simulate(trace, &config, &|_| {}).expect("sim --gpu")
 }
 
 /// The device-tier counters, which the host tier must not change.
@@ -123,7 +107,7 @@ fn device_counts_equal_sim_gpu_with_a_small_host_tier() {
         let trace = load(name, limit);
         let cfg = config(policies, &["10%peak"], "32MiB", Some(disk.path()));
         let out = replay(&trace, &cfg).unwrap_or_else(|e| panic!("replay {name}: {e}"));
-        assert_device_counts_and_integrity(name, &out.runs, &sim_gpu(&trace, &cfg));
+        assert_device_counts_and_integrity(name, &out.runs, &sim_gpu(&trace, &cfg.policies, &cfg.sizes));
         for run in &out.runs {
             let t = run.host_tier.expect("host tier");
             assert!(t.disk_tier && t.host_memory_bytes == 32 << 20);
@@ -182,7 +166,7 @@ fn chunked_and_streamed_buffers_round_trip_through_disk() {
     let mut cfg = config(&[PolicyKind::TwoQ, PolicyKind::Belady], &["10%peak"], "32MiB", Some(disk.path()));
     cfg.max_chunk = Some(1 << 20);
     let out = replay(&trace, &cfg).unwrap_or_else(|e| panic!("replay: {e}"));
-    assert_device_counts_and_integrity("gpt2 chunked", &out.runs, &sim_gpu(&trace, &cfg));
+    assert_device_counts_and_integrity("gpt2 chunked", &out.runs, &sim_gpu(&trace, &cfg.policies, &cfg.sizes));
     assert!(out.runs.iter().any(|r| r.streamed > 0), "some access was streamed");
     assert!(out.runs.iter().all(|r| r.host_tier.is_some_and(|t| t.disk_reads > 0)));
 }
@@ -258,7 +242,7 @@ fn host_memory_without_a_disk_tier_drops_only_dead_buffers() {
     let trace = load(GPT2, 650);
     let cfg = config(&[PolicyKind::Lru], &["10%peak"], "25%", None);
     let out = replay(&trace, &cfg).expect("a host tier of 25% of unique bytes suffices");
-    assert_device_counts_and_integrity("gpt2 no disk", &out.runs, &sim_gpu(&trace, &cfg));
+    assert_device_counts_and_integrity("gpt2 no disk", &out.runs, &sim_gpu(&trace, &cfg.policies, &cfg.sizes));
     let t = out.runs[0].host_tier.expect("host tier");
     assert!(!t.disk_tier && t.disk_writes == 0 && t.disk_reads == 0, "{t:?}");
     assert!(t.host_drops > 0, "buffers never used again left host memory: {t:?}");

@@ -8,27 +8,29 @@
 //! project's reader, and by replaying it through `sim --gpu` and the GPU
 //! replayer.
 
+#[path = "support/adapter.rs"]
+mod adapter;
+#[path = "support/sim_gpu.rs"]
+mod sim_gpu;
+
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use adapter::require_adapter;
 use cachescope_core::policy::PolicyKind;
-use cachescope_harness::gpu::device::list_adapters;
 use cachescope_harness::gpu::{GpuDevice, GpuError, ReplayConfig, replay};
 use cachescope_harness::record::mlp::MlpParams;
 use cachescope_harness::record::{RecordConfig, RecordSummary, Workload, record};
-use cachescope_harness::sim::{self, RunResult, SimConfig, SizeSpec, Warmup};
+use cachescope_harness::sim::{RunResult, SizeSpec};
 use cachescope_harness::trace::{DecodedTrace, DispatchReader, LoadOptions, TraceFormat};
 use serde_json::Value;
+use sim_gpu::sim_gpu;
 
 /// Fails (never skips) when there is no Vulkan adapter, naming what to install.
 fn device() -> GpuDevice {
-    assert!(
-        !list_adapters().is_empty(),
-        "no Vulkan adapter: install `mesa-vulkan-drivers libvulkan1` (apt-get install -y --no-install-recommends \
-         mesa-vulkan-drivers libvulkan1) so that lavapipe is available"
-    );
+    require_adapter();
     GpuDevice::open(None).unwrap_or_else(|e| panic!("opening the device: {e}"))
 }
 
@@ -118,18 +120,6 @@ fn check_format(path: &Path, model: &str) -> Counted {
     }
     c.pipelines = pipelines.len() as u64;
     c
-}
-
-fn sim_gpu(trace: &DecodedTrace, policies: &[PolicyKind], sizes: &[SizeSpec]) -> Vec<RunResult> {
-    let config = SimConfig {
-        policies: policies.to_vec(),
-        sizes: sizes.to_vec(),
-        objects: false,
-        gpu: true,
-        warmup: Warmup::None,
-        threads: 1,
-    };
-    sim::simulate(trace, &config, &|_| {}).expect("sim --gpu")
 }
 
 fn load_gpu(path: &Path) -> DecodedTrace {

@@ -7,24 +7,17 @@
 //! on shared cores, so no test asserts which candidate wins: only what holds
 //! whatever the timings (counts, membership, regret >= 1, the store's reuse).
 
+#[path = "support/adapter.rs"]
+mod adapter;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
+use adapter::require_adapter;
 use cachescope_core::tuner::{BackendTimer, TunerStore};
-use cachescope_harness::gpu::device::list_adapters;
 use cachescope_harness::gpu::tune::{KernelTimer, Shape, TuneKernel, adapter_key, kernel_candidates};
 use cachescope_harness::gpu::{GpuDevice, GpuError};
 use serde_json::Value;
-
-/// Fails (never skips) when there is no Vulkan adapter, naming what to install.
-fn require_adapter() {
-    let adapters = list_adapters();
-    assert!(
-        !adapters.is_empty(),
-        "no Vulkan adapter: install `mesa-vulkan-drivers libvulkan1` (apt-get install -y --no-install-recommends \
-         mesa-vulkan-drivers libvulkan1) so that lavapipe is available"
-    );
-}
 
 fn open_device() -> GpuDevice {
     require_adapter();
