@@ -62,23 +62,10 @@ impl TraceHeader {
     }
 }
 
-/// Counters of a written trace, as the reader's `DispatchStats` would count
-/// them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-pub struct TraceStats {
-    /// `dispatch` events.
-    pub dispatches: u64,
-    /// `alloc` events.
-    pub buffers: u64,
-    /// `free` events.
-    pub frees: u64,
-    /// Distinct pipelines.
-    pub pipelines: u64,
-    /// Bindings over all dispatches.
-    pub bindings: u64,
-    /// Peak of allocated-and-not-freed bytes.
-    pub peak_live_bytes: u64,
-}
+/// Counters of a written trace: the reader's own [`DispatchStats`](crate::trace::dispatch::DispatchStats), so a
+/// recording and a later read of its file count the same things the same
+/// way (a test checks they agree).
+pub type TraceStats = crate::trace::dispatch::DispatchStats;
 
 /// Writes events as JSON lines into `W` and checks the format's promises.
 #[derive(Debug)]
