@@ -439,7 +439,7 @@ impl PolicyKind {
                 "GPU-aware: predicted next use from reuse gaps (keeps a stable subset of loops), dirty = 2x cost; constants tuned on two traces"
             }
             PolicyKind::BeladyCost => {
-                "clairvoyant cost-aware reference (next use x bytes to move); a yardstick, not deployable"
+                "clairvoyant cost-aware reference (next use per transfer caused; dead dirty buffers kept until freed); a yardstick, not deployable"
             }
         }
     }
