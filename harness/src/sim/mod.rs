@@ -11,7 +11,8 @@
 //! ([`simulate_streamed`]) skips the decoded copy: the file is decoded in
 //! batches straight into the cache (a hash index on the raw keys, which
 //! holds only the resident keys and stays in cache), while a second thread
-//! hashes the file and counts its unique keys and bytes for the report.
+//! hashes the file and counts its unique keys and bytes for the report
+//! from the misses the simulating thread hands it (the file is decoded once).
 //!
 //! Two models:
 //! * the **request model** (default): every request is a lookup; results are
@@ -25,8 +26,8 @@
 
 pub mod mrc;
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, mpsc};
 use std::time::Instant;
 
 use std::path::Path;
@@ -37,7 +38,10 @@ use cachescope_core::stats::CacheStats;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result as TraceResult};
-use crate::trace::{Columns, DecodedTrace, EventBatch, EventSource, LoadOptions, TraceFormat, TraceReader};
+use crate::trace::{
+    Columns, DecodedTrace, EventBatch, EventSource, FileHasher, LoadOptions, TraceFormat, TraceIdentity, TraceReader,
+    UniqueKeys,
+};
 
 /// How a capacity is given on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -650,19 +654,26 @@ pub fn can_stream(config: &SimConfig) -> bool {
 
 /// Runs the single run of `config` (see [`can_stream`]) straight from the
 /// file: no decoded copy, no dense ids; the requests go to the cache batch
-/// by batch as they are decoded. A second thread meanwhile computes what
-/// the report says about the trace: its identity (blake3) and its unique
-/// keys and bytes. Returns that summary (a [`DecodedTrace`] whose columns
-/// are empty, see [`Columns::SUMMARY`]) and the run, which agrees exactly
-/// with what [`simulate`] gives on the decoded trace.
+/// by batch as they are decoded. Returns a summary of the trace (a
+/// [`DecodedTrace`] whose columns are empty, as from [`Columns::SUMMARY`])
+/// and the run; both agree exactly with what loading the trace and
+/// [`simulate`] give.
+///
+/// The file is decoded once. The summary's counts come from the reader,
+/// and its unique keys and bytes from the requests that missed (a hit is
+/// never a key's first request, and misses keep trace order): the
+/// simulating thread hands them to a second thread, which counts them and,
+/// while none are waiting, hashes the file (blake3, the trace identity).
+/// A summary thread that decoded the file a second time cost as much CPU as
+/// an LRU run, which on a busy 2-core machine was most of the difference.
 ///
 /// Handing dense ids from a decoding thread to a simulating one instead
 /// was measured slower: the dense index and ghosts over every key miss
 /// the CPU caches more than a hash index over the resident keys.
 ///
 /// # Errors
-/// `config` cannot stream, or the trace cannot be read (the error of the
-/// reading thread, else of the summary).
+/// `config` cannot stream, or the trace cannot be read (the reader's error,
+/// naming the record, else the hashing's).
 pub fn simulate_streamed(
     path: &Path,
     format: Option<TraceFormat>,
@@ -680,36 +691,170 @@ pub fn simulate_streamed(
         Warmup::Requests(n) => n,
         _ => 0,
     };
-    let reader = TraceReader::open(path, format, options.flatten(), false)?;
-    let (summary, run) = std::thread::scope(|s| {
-        let summary = s.spawn(|| DecodedTrace::load_columns(path, format, options, Columns::SUMMARY));
+    let bytes = std::fs::metadata(path).map_err(|e| Error::io("stat", path, e))?.len();
+    let mut reader = TraceReader::open(path, format, options.flatten(), false)?;
+    let hasher = FileHasher::open(path)?;
+    let (to_counter, from_simulation) = mpsc::sync_channel(MISS_MESSAGES_IN_FLIGHT);
+    let (recycle, recycled) = mpsc::channel();
+    let (run, counted) = std::thread::scope(|s| {
+        let counter = s.spawn(move || count_and_hash(&from_simulation, &recycle, hasher));
         let started = Instant::now();
-        let stats = policy.visit(Stream { reader, capacity, objects: options.objects, limit: options.limit, warmup });
-        let run = stats.map(|stats| run_result(&job, config, &stats, None, started.elapsed().as_secs_f64()));
-        let summary = summary.join().unwrap_or_else(|_| Err(Error::config("the summary thread panicked")));
-        (summary, run)
+        let misses = MissSink { to_counter, recycled, buf: Vec::new(), len: 0 };
+        let stream =
+            Stream { reader: &mut reader, capacity, objects: options.objects, limit: options.limit, warmup, misses };
+        let run = policy.visit(stream).map(|(stats, requests)| {
+            (run_result(&job, config, &stats, None, started.elapsed().as_secs_f64()), requests)
+        });
+        let counted = counter.join().unwrap_or_else(|_| Err(Error::config("the counting thread panicked")));
+        (run, counted)
     });
-    let run = run?;
-    let summary = summary?;
+    let (run, requests) = run?;
+    let ((unique_keys, unique_bytes), blake3) = counted?;
+    let identity = TraceIdentity {
+        path: path.to_owned(),
+        format: reader.format(),
+        bytes,
+        blake3,
+        records: requests,
+        frees: 0,
+        skipped_zero_size: reader.skipped_zero_size(),
+        options,
+    };
+    let summary = DecodedTrace {
+        identity,
+        keys: Vec::new(),
+        dense_ids: Vec::new(),
+        sizes: Vec::new(),
+        access: Vec::new(),
+        next_access: Vec::new(),
+        is_free: None,
+        unique_keys,
+        unique_bytes,
+        peak_live_bytes: reader.peak_live_bytes(),
+    };
     on_done(&run);
     Ok((summary, run))
 }
 
+/// What the simulating thread of [`simulate_streamed`] tells the counting
+/// thread.
+enum ToCounter {
+    /// The first `.1` pairs are (key, size) of requests that missed, in
+    /// trace order; the buffer goes back for reuse.
+    Misses(Vec<(u64, u64)>, usize),
+    /// The trace is read to its end (or limit): finish hashing and report.
+    /// A channel closed without it means the simulation failed.
+    Done,
+}
+
+/// Miss messages that may wait for the counting thread before the
+/// simulating one waits in turn (bounds the memory they hold).
+const MISS_MESSAGES_IN_FLIGHT: usize = 64;
+
+/// Misses sent at a time: several batches' worth, so the counting thread is
+/// woken a few hundred times per 10M requests rather than once per batch.
+const MISS_MESSAGE: usize = 4 * STREAM_BATCH;
+
+/// The counting thread of [`simulate_streamed`]: unique keys and bytes of
+/// the misses it is sent (see [`UniqueKeys::totals`]), and the file's blake3, hashed a chunk at a time
+/// whenever no misses wait (so the simulating thread never waits on a full
+/// channel while this one hashes).
+fn count_and_hash(
+    from_simulation: &mpsc::Receiver<ToCounter>,
+    recycle: &mpsc::Sender<Vec<(u64, u64)>>,
+    mut hasher: FileHasher,
+) -> TraceResult<((u64, u64), String)> {
+    let mut unique = UniqueKeys::default();
+    // Ok(true) once hashed; a read error is kept until the end, and the
+    // misses are still drained so the simulation never blocks.
+    let mut hashed: TraceResult<bool> = Ok(false);
+    loop {
+        let message = match from_simulation.try_recv() {
+            Ok(m) => m,
+            Err(mpsc::TryRecvError::Empty) if matches!(hashed, Ok(false)) => {
+                hashed = hasher.step();
+                continue;
+            }
+            Err(mpsc::TryRecvError::Empty) => match from_simulation.recv() {
+                Ok(m) => m,
+                Err(mpsc::RecvError) => return Err(Error::config("the simulation stopped before the end")),
+            },
+            Err(mpsc::TryRecvError::Disconnected) => {
+                return Err(Error::config("the simulation stopped before the end"));
+            }
+        };
+        match message {
+            ToCounter::Misses(buf, len) => {
+                unique.add(&buf[..len]);
+                // The simulation may have finished and stopped taking buffers.
+                let _ = recycle.send(buf);
+            }
+            ToCounter::Done => {
+                while matches!(hashed, Ok(false)) {
+                    hashed = hasher.step();
+                }
+                let totals = unique.totals();
+                return hashed.map(|_| (totals, hasher.finish()));
+            }
+        }
+    }
+}
+
+/// The simulating side of the miss channel: collects misses into a buffer
+/// and sends it when another batch might not fit.
+struct MissSink {
+    to_counter: mpsc::SyncSender<ToCounter>,
+    recycled: mpsc::Receiver<Vec<(u64, u64)>>,
+    buf: Vec<(u64, u64)>,
+    len: usize,
+}
+
+impl MissSink {
+    /// Room for `n` more requests, sending what is held first if needed.
+    fn reserve(&mut self, n: usize) {
+        if self.len + n > self.buf.len() {
+            self.send();
+            if self.buf.len() < n {
+                self.buf.resize(n.max(MISS_MESSAGE), (0, 0));
+            }
+        }
+    }
+
+    fn send(&mut self) {
+        if self.len > 0 {
+            let fresh = self.recycled.try_recv().unwrap_or_else(|_| vec![(0, 0); MISS_MESSAGE]);
+            let full = std::mem::replace(&mut self.buf, fresh);
+            // A closed channel means the counting thread panicked; joining it
+            // reports that.
+            let _ = self.to_counter.send(ToCounter::Misses(full, self.len));
+            self.len = 0;
+        }
+    }
+
+    /// Sends what is held and the end of the trace.
+    fn finish(mut self) {
+        self.send();
+        let _ = self.to_counter.send(ToCounter::Done);
+    }
+}
+
 /// One streamed run (see [`simulate_streamed`]), monomorphised like [`Replay`].
-struct Stream {
-    reader: TraceReader,
+struct Stream<'a> {
+    reader: &'a mut TraceReader,
     capacity: u64,
     objects: bool,
     limit: Option<u64>,
     warmup: u64,
+    misses: MissSink,
 }
 
 /// Events decoded per batch while streaming: large enough to amortise the
 /// reads, small enough that a batch stays in L2 next to the cache's state.
 const STREAM_BATCH: usize = 8 * 1024;
 
-impl PolicyVisitor for Stream {
-    type Output = TraceResult<CacheStats>;
+impl PolicyVisitor for Stream<'_> {
+    /// The counters, and the requests read (warm-up included).
+    type Output = TraceResult<(CacheStats, u64)>;
 
     fn visit<P: EvictionPolicy + 'static>(mut self, policy: P) -> Self::Output {
         // Raw keys: the index holds only resident keys, so it stays small
@@ -728,16 +873,25 @@ impl PolicyVisitor for Stream {
             // The request model: frees are not events (the reader was opened
             // without them) and every access is a read, as in `replay`.
             batch.retain_requests();
+            if self.objects {
+                batch.sizes.fill(1);
+            }
+            self.misses.reserve(batch.len());
+            let (misses, mut len) = (&mut self.misses.buf[..], self.misses.len);
             for (&key, &size) in batch.keys.iter().zip(&batch.sizes) {
                 if requests == self.warmup && self.warmup > 0 {
                     before = cache.stats();
                 }
-                let size = if self.objects { 1 } else { size };
-                cache.access(&Request { key, size, next_access: Request::NEVER, access: Access::Read });
+                let outcome = cache.access(&Request { key, size, next_access: Request::NEVER, access: Access::Read });
+                // Without a branch: written always, kept on a miss.
+                misses[len] = (key, size);
+                len += usize::from(!outcome.is_hit());
                 requests += 1;
             }
+            self.misses.len = len;
         }
-        Ok(cache.stats().since(&before))
+        self.misses.finish();
+        Ok((cache.stats().since(&before), requests))
     }
 }
 
@@ -810,6 +964,29 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A streamed run of a damaged file fails with the reader's error,
+    /// naming the file and the record, whatever the counting thread does.
+    #[test]
+    fn streamed_truncated_file_names_the_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.bin");
+        write_trace(&path, false);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
+        let config = SimConfig {
+            policies: vec![PolicyKind::Lru],
+            sizes: vec![SizeSpec::Absolute(50_000)],
+            objects: false,
+            gpu: false,
+            warmup: Warmup::None,
+            threads: 1,
+        };
+        let err = simulate_streamed(&path, Some(TraceFormat::Oracle), LoadOptions::default(), &config, &|_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("t.bin") && err.contains("record 19999") && err.contains("truncated"), "{err}");
     }
 
     /// A decoded trace without the optional columns simulates the same.

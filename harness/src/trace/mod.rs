@@ -45,8 +45,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Location, Result};
 
 pub use convert::{ConvertSummary, convert, convert_with, write_csv, write_oracle};
-pub use decoded::{Columns, DecodedTrace, LoadOptions, TraceIdentity};
+pub use decoded::{Columns, DecodedTrace, LoadOptions, TraceIdentity, UniqueKeys};
 pub use dispatch::{DispatchHeader, DispatchReader, Flatten, FlattenDispatch};
+pub(crate) use io::FileHasher;
 pub use native::{NativeHeader, NativeReader, NativeRecord, NativeWriter};
 pub use synth::{WorkloadSpec, gen_trace};
 

@@ -27,6 +27,12 @@ pub const RECORD_BYTES: u64 = 24;
 /// `BufReader`) in few system calls, small enough to stay in L2.
 const BATCH_RECORDS: usize = 16 * 1024;
 
+/// Buffer of a plain file's reader: batch reads (a streamed simulation's
+/// 8K records are 192 KiB) are larger, so they go straight from the file
+/// into the batch's buffer instead of being copied twice; record-at-a-time
+/// reading still gets few system calls.
+const PLAIN_BUFFER_BYTES: usize = 64 * 1024;
+
 /// One oracleGeneral record as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OracleRecord {
@@ -94,7 +100,7 @@ impl OracleReader {
                 .map_err(|e| Error::trace(path, Location::Header, None, format!("not a zstd stream: {e}")))?;
             Box::new(BufReader::with_capacity(READ_BUFFER_BYTES, decoder))
         } else {
-            Box::new(BufReader::with_capacity(READ_BUFFER_BYTES, file))
+            Box::new(BufReader::with_capacity(PLAIN_BUFFER_BYTES, file))
         };
         Ok(OracleReader {
             path: path.to_owned(),
