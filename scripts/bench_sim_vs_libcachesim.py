@@ -156,7 +156,10 @@ def main():
             requested_bytes = runs[0]["requested_bytes"]
             check_same(policy, cap, runs[0], mr, bmr, args.requests, requested_bytes)
         cs_med, lcs_med = statistics.median(cs_times), statistics.median(lcs_times)
+        paired = [l / c for c, l in zip(cs_times, lcs_times)]
         row = {"experiment": "single", "policy": policy, "capacity": cap, "requests": args.requests,
+               "paired_speedup_median": statistics.median(paired), "paired_speedup_min": min(paired),
+               "paired_speedup_max": max(paired),
                "misses": runs[0]["misses"], "missed_bytes": runs[0]["missed_bytes"],
                "cachescope_wall_s": cs_med, "libcachesim_sim_s": lcs_med,
                "cachescope_mreq_s": args.requests / cs_med / 1e6, "libcachesim_mreq_s": args.requests / lcs_med / 1e6,
@@ -184,7 +187,10 @@ def main():
             run = by_run[(p, c)]
             check_same(p, c, run, mr, bmr, args.requests, run["requested_bytes"])
     cs_med, lcs_med = statistics.median(cs_times), statistics.median(lcs_times)
+    paired = [l / c for c, l in zip(cs_times, lcs_times)]
     rows.append({"experiment": "sweep", "policy": ",".join(policies), "capacity": caps, "requests": args.requests,
+                 "paired_speedup_median": statistics.median(paired), "paired_speedup_min": min(paired),
+                 "paired_speedup_max": max(paired),
                  "simulations": len(jobs), "libcachesim_processes": cores, "cachescope_wall_s": cs_med,
                  "libcachesim_wall_s": lcs_med, "speedup": lcs_med / cs_med, "cachescope_samples_s": cs_times,
                  "libcachesim_samples_s": lcs_times})
@@ -203,18 +209,21 @@ def main():
     with open(os.path.join(args.out, "raw.json"), "w") as f:
         json.dump({"meta": meta, "rows": rows}, f, indent=1)
     with open(os.path.join(args.out, "table.md"), "w") as f:
-        f.write("| policy | cachescope Mreq/s (whole process) | libCacheSim Mreq/s (simulation only) | ratio |\n")
-        f.write("|---|---:|---:|---:|\n")
+        f.write("| policy | cachescope Mreq/s (whole process) | libCacheSim Mreq/s (simulation only) | ratio of medians "
+                "| paired ratio: median [min, max] |\n")
+        f.write("|---|---:|---:|---:|---:|\n")
         for row in rows:
             if row["experiment"] == "single":
                 f.write(f"| {row['policy']} | {row['cachescope_mreq_s']:.1f} | {row['libcachesim_mreq_s']:.1f} "
-                        f"| {row['speedup']:.2f}x |\n")
+                        f"| {row['speedup']:.2f}x | {row['paired_speedup_median']:.2f}x "
+                        f"[{row['paired_speedup_min']:.2f}, {row['paired_speedup_max']:.2f}] |\n")
         for row in rows:
             if row["experiment"] == "sweep":
                 f.write(f"\nSweep ({row['simulations']} simulations: {row['policy']} x {row['capacity']} bytes): "
                         f"cachescope {row['cachescope_wall_s']:.2f} s (one process), libCacheSim "
                         f"{row['libcachesim_wall_s']:.2f} s ({row['libcachesim_processes']} processes at a time): "
-                        f"{row['speedup']:.2f}x (medians)\n")
+                        f"{row['speedup']:.2f}x (medians); paired ratio {row['paired_speedup_median']:.2f}x "
+                        f"[{row['paired_speedup_min']:.2f}, {row['paired_speedup_max']:.2f}]\n")
     os.remove(trace)
 
 

@@ -499,8 +499,9 @@ fn replay<P: EvictionPolicy, I: KeyIndex>(
         if trace.next_access.is_empty() {
             // In groups, each warmed while the one before is served: the
             // key index and ghost tables of dense ids span the whole key
-            // space, so their lookups miss the CPU caches; warming a group
-            // in one loop of independent loads overlaps those misses.
+            // space, so the lookups of the colder keys (the hot ones have
+            // the low ids) miss the CPU caches; warming a group in one loop
+            // of independent loads overlaps those misses.
             let (mut id_groups, mut size_groups) = (ids.chunks(WARM_GROUP), sizes.chunks(WARM_GROUP));
             let mut next = id_groups.next();
             while let (Some(group), Some(group_sizes)) = (next, size_groups.next()) {
