@@ -68,9 +68,9 @@
 //! in view: treat them as a starting point, not as validated.
 //! Known weaknesses: a buffer's first access has no prediction (a
 //! freshly written buffer is ranked by idle time like LRU); "hot" counts
-//! accesses without aging (only its protection ages); an irregular reuse interval is trusted until it
-//! proves wrong; the write-only next access (no upload needed) is not
-//! predicted.
+//! accesses without aging (only the protection it earns ages); an
+//! irregular reuse interval is trusted until it proves wrong; the
+//! write-only next access (no upload needed) is not predicted.
 
 use std::collections::BTreeSet;
 
