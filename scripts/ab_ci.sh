@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 base_rev=${1:-$(git merge-base HEAD origin/main 2>/dev/null || git rev-parse HEAD~1)}
 suite=${2:-workloads/bench/ci.toml}
-rounds=${3:-10}
+rounds=${3:-20}
 out=target/ab
 mkdir -p "$out"
 wt=$(mktemp -d)
