@@ -94,6 +94,15 @@ def check_same(policy, capacity, run, miss_ratio, byte_miss_ratio, requests, req
                  f"libCacheSim {lcs_misses} / {lcs_missed_bytes}: not comparing speed")
 
 
+def paired_speedup(cs_times, lcs_times):
+    """libCacheSim / cachescope per alternating pair: median, min and max
+    (on a noisy host the pairs see the same moment; medians of each side
+    may not)."""
+    paired = [l / c for c, l in zip(cs_times, lcs_times)]
+    return {"paired_speedup_median": statistics.median(paired), "paired_speedup_min": min(paired),
+            "paired_speedup_max": max(paired)}
+
+
 def cpu_model():
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
@@ -156,10 +165,8 @@ def main():
             requested_bytes = runs[0]["requested_bytes"]
             check_same(policy, cap, runs[0], mr, bmr, args.requests, requested_bytes)
         cs_med, lcs_med = statistics.median(cs_times), statistics.median(lcs_times)
-        paired = [l / c for c, l in zip(cs_times, lcs_times)]
         row = {"experiment": "single", "policy": policy, "capacity": cap, "requests": args.requests,
-               "paired_speedup_median": statistics.median(paired), "paired_speedup_min": min(paired),
-               "paired_speedup_max": max(paired),
+               **paired_speedup(cs_times, lcs_times),
                "misses": runs[0]["misses"], "missed_bytes": runs[0]["missed_bytes"],
                "cachescope_wall_s": cs_med, "libcachesim_sim_s": lcs_med,
                "cachescope_mreq_s": args.requests / cs_med / 1e6, "libcachesim_mreq_s": args.requests / lcs_med / 1e6,
@@ -187,10 +194,8 @@ def main():
             run = by_run[(p, c)]
             check_same(p, c, run, mr, bmr, args.requests, run["requested_bytes"])
     cs_med, lcs_med = statistics.median(cs_times), statistics.median(lcs_times)
-    paired = [l / c for c, l in zip(cs_times, lcs_times)]
     rows.append({"experiment": "sweep", "policy": ",".join(policies), "capacity": caps, "requests": args.requests,
-                 "paired_speedup_median": statistics.median(paired), "paired_speedup_min": min(paired),
-                 "paired_speedup_max": max(paired),
+                 **paired_speedup(cs_times, lcs_times),
                  "simulations": len(jobs), "libcachesim_processes": cores, "cachescope_wall_s": cs_med,
                  "libcachesim_wall_s": lcs_med, "speedup": lcs_med / cs_med, "cachescope_samples_s": cs_times,
                  "libcachesim_samples_s": lcs_times})

@@ -647,14 +647,15 @@ impl DenseIds {
 /// ties in the order of the old ids (first appearance).
 ///
 /// Why: every simulation of a sweep indexes vectors by dense id (the key
-/// index, ghost tables). With ids in order of first appearance, a skewed
-/// trace's hot keys are scattered over those vectors, which span megabytes
-/// for a million keys, and nearly every request misses the CPU caches;
-/// numbered by popularity, the keys that take most requests share a few
-/// hundred kilobytes that stay in L2. A permutation of ids changes no
-/// result of a policy that treats keys as identities (all but W-TinyLFU,
-/// whose sketch hashes them), and costs one counting pass and one
-/// renumbering pass (about 50 ms per 10M events), shared by every run.
+/// index, ghost tables), which span megabytes for a million keys; numbered
+/// by popularity, the keys that take most requests share a few hundred
+/// kilobytes of them. Measured on a 10M-request Zipf sweep the effect was
+/// within noise (`results/2026-12-06-dev-2core/dense-id-order/`): kept
+/// because it is cheap and exact, not as a proven speed-up. A permutation
+/// of ids changes no result of a policy that treats keys as identities
+/// (all but W-TinyLFU, whose sketch hashes them), and costs one counting
+/// pass and one renumbering pass (about 50 ms per 10M events), shared by
+/// every run.
 fn order_by_frequency(ids: &mut [u32], unique: usize) {
     let mut count = vec![0u32; unique];
     for &id in ids.iter() {
