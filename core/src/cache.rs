@@ -170,6 +170,9 @@ pub struct Cache<P, I = HashIndex> {
     free_slots: Vec<Slot>,
     occupied: u64,
     resident_entries: u64,
+    /// `policy.keeps_ghosts()`, read once: the index then maps ghost keys
+    /// too, and every lookup checks the slot's ghost bit.
+    ghosts: bool,
     policy: P,
     stats: CacheStats,
 }
@@ -212,6 +215,7 @@ impl<P: EvictionPolicy, I: KeyIndex> Cache<P, I> {
             free_slots: Vec::new(),
             occupied: 0,
             resident_entries: 0,
+            ghosts: policy.keeps_ghosts(),
             policy,
             stats: CacheStats::default(),
         })
@@ -228,7 +232,10 @@ impl<P: EvictionPolicy, I: KeyIndex> Cache<P, I> {
     /// Serves one request, calling `on_evict` for every entry evicted to make
     /// room (in eviction order).
     pub fn access_with(&mut self, req: &Request, mut on_evict: impl FnMut(Evicted)) -> Outcome {
-        if let Some(slot) = self.index.get(req.key) {
+        let found = self.index.get(req.key);
+        if let Some(slot) = found
+            && !self.is_ghost(slot)
+        {
             self.stats.record_request(req.size, true);
             if req.access.writes() {
                 self.entries.dirty[slot as usize] = true;
@@ -243,8 +250,46 @@ impl<P: EvictionPolicy, I: KeyIndex> Cache<P, I> {
             return Outcome::Hit;
         }
         self.stats.record_request(req.size, false);
-        self.policy.on_miss(req, &self.entries);
-        if self.store(req, &mut on_evict) { Outcome::Inserted } else { Outcome::Rejected }
+        // `found` is a ghost here: the policy forgets it, and its slot is
+        // reused if the object is stored (no index update either way).
+        match found {
+            Some(ghost) => self.policy.on_ghost_miss(ghost, req, &self.entries),
+            None => self.policy.on_miss(req, &self.entries),
+        }
+        self.free_dropped_ghosts();
+        if self.store(req, found, &mut on_evict) { Outcome::Inserted } else { Outcome::Rejected }
+    }
+
+    /// Whether `slot` (from the index) is a ghost rather than resident.
+    #[inline]
+    fn is_ghost(&self, slot: Slot) -> bool {
+        self.ghosts && self.entries.is_ghost(slot)
+    }
+
+    /// The slot of `key` if it is resident (not a ghost).
+    #[inline]
+    fn resident_slot(&self, key: u64) -> Option<Slot> {
+        self.index.get(key).filter(|&slot| !self.is_ghost(slot))
+    }
+
+    /// Frees the ghost slots the policy dropped: unmapped and reusable.
+    #[inline]
+    fn free_dropped_ghosts(&mut self) {
+        if !self.ghosts {
+            return;
+        }
+        while let Some(slot) = self.policy.pop_dropped_ghost() {
+            self.forget_ghost(slot);
+        }
+    }
+
+    /// Unmaps and frees a ghost slot the policy no longer holds.
+    fn forget_ghost(&mut self, slot: Slot) {
+        debug_assert!(self.entries.is_ghost(slot), "slot {slot} freed as a ghost but is not one");
+        let removed = self.index.remove(self.entries.key(slot));
+        debug_assert_eq!(removed, Some(slot), "ghost slot not mapped by its key");
+        self.entries.ghost[slot as usize] = false;
+        self.free_slots.push(slot);
     }
 
     /// Stores `req`'s object without counting a request (a demotion from a
@@ -254,14 +299,23 @@ impl<P: EvictionPolicy, I: KeyIndex> Cache<P, I> {
     /// The key must not be resident: storing it twice would corrupt the
     /// accounting, so that is refused with [`Error::DuplicateKey`].
     pub fn insert_with(&mut self, req: &Request, mut on_evict: impl FnMut(Evicted)) -> Result<bool> {
-        if self.index.get(req.key).is_some() {
-            return Err(Error::DuplicateKey { key: req.key });
+        match self.index.get(req.key) {
+            Some(slot) if !self.is_ghost(slot) => return Err(Error::DuplicateKey { key: req.key }),
+            // No request, so no ghost hit: the policy forgets the ghost
+            // (a key is never both resident and a ghost).
+            Some(ghost) => {
+                self.policy.on_remove(ghost, &self.entries);
+                self.forget_ghost(ghost);
+            }
+            None => {}
         }
-        Ok(self.store(req, &mut on_evict))
+        Ok(self.store(req, None, &mut on_evict))
     }
 
     /// Admission, "evict until it fits", insertion. Returns whether stored.
-    fn store(&mut self, req: &Request, on_evict: &mut impl FnMut(Evicted)) -> bool {
+    /// `ghost` is the slot of the request's key if it was a ghost (the
+    /// policy has forgotten it): reused if the object is stored, else freed.
+    fn store(&mut self, req: &Request, ghost: Option<Slot>, on_evict: &mut impl FnMut(Evicted)) -> bool {
         let admission = if req.size > self.config.max_entry_size {
             Admission::Reject
         } else {
@@ -269,6 +323,9 @@ impl<P: EvictionPolicy, I: KeyIndex> Cache<P, I> {
         };
         if admission == Admission::Reject {
             self.stats.rejections += 1;
+            if let Some(slot) = ghost {
+                self.forget_ghost(slot);
+            }
             return false;
         }
         while self.occupied + req.size > self.config.capacity
@@ -282,9 +339,15 @@ impl<P: EvictionPolicy, I: KeyIndex> Cache<P, I> {
         let fits = self.occupied + req.size <= self.config.capacity && self.resident_entries < self.config.max_entries;
         if admission == Admission::EvictOnly || !fits {
             self.stats.rejections += 1;
+            if let Some(slot) = ghost {
+                self.forget_ghost(slot);
+            }
             return false;
         }
-        let slot = self.allocate(req);
+        let slot = match ghost {
+            Some(slot) => self.revive(slot, req),
+            None => self.allocate(req),
+        };
         self.policy.on_insert(slot, req, &self.entries);
         self.stats.insertions += 1;
         strict_assert!(self.occupied <= self.config.capacity, "resident units exceed capacity");
@@ -298,12 +361,14 @@ impl<P: EvictionPolicy, I: KeyIndex> Cache<P, I> {
                 let i = s as usize;
                 self.entries.slots[i] = KeySize { key: req.key, size: req.size };
                 self.entries.dirty[i] = dirty;
+                self.entries.ghost[i] = false;
                 s
             }
             None => {
                 let s = Slot::try_from(self.entries.slots.len()).expect("more than 2^32 resident entries");
                 self.entries.slots.push(KeySize { key: req.key, size: req.size });
                 self.entries.dirty.push(dirty);
+                self.entries.ghost.push(false);
                 s
             }
         };
@@ -313,17 +378,39 @@ impl<P: EvictionPolicy, I: KeyIndex> Cache<P, I> {
         slot
     }
 
-    /// Forgets `slot` in the container (the policy already has).
+    /// Stores `req` in the ghost slot of its key (already mapped to it).
+    fn revive(&mut self, slot: Slot, req: &Request) -> Slot {
+        let i = slot as usize;
+        debug_assert!(
+            self.entries.ghost[i] && self.entries.slots[i].key == req.key,
+            "revived slot is not the key's ghost"
+        );
+        self.entries.slots[i].size = req.size;
+        self.entries.dirty[i] = req.access.writes();
+        self.entries.ghost[i] = false;
+        self.occupied += req.size;
+        self.resident_entries += 1;
+        slot
+    }
+
+    /// Forgets `slot` in the container (the policy already has), or keeps
+    /// it as a ghost when the policy asks, for an eviction.
     fn release(&mut self, slot: Slot, reason: EvictionReason) -> Evicted {
         let i = slot as usize;
         let KeySize { key, size } = self.entries.slots[i];
         let evicted = Evicted { key, size, dirty: self.entries.dirty[i], reason };
-        let removed = self.index.remove(evicted.key);
-        debug_assert_eq!(removed, Some(slot), "policy evicted a slot the index does not map");
         self.occupied -= evicted.size;
         self.resident_entries -= 1;
         self.stats.record_eviction(evicted.size);
-        self.free_slots.push(slot);
+        if self.ghosts && reason == EvictionReason::Capacity && self.policy.retains_as_ghost(slot) {
+            // Stays mapped: the key now finds its ghost.
+            self.entries.ghost[i] = true;
+        } else {
+            let removed = self.index.remove(evicted.key);
+            debug_assert_eq!(removed, Some(slot), "policy evicted a slot the index does not map");
+            self.free_slots.push(slot);
+        }
+        self.free_dropped_ghosts();
         evicted
     }
 
@@ -335,7 +422,7 @@ impl<P: EvictionPolicy, I: KeyIndex> Cache<P, I> {
 
     /// Removes `key` if resident, recording `reason`.
     pub fn remove_for(&mut self, key: u64, reason: EvictionReason) -> Option<Evicted> {
-        let slot = self.index.get(key)?;
+        let slot = self.resident_slot(key)?;
         self.policy.on_remove(slot, &self.entries);
         Some(self.release(slot, reason))
     }
@@ -344,7 +431,7 @@ impl<P: EvictionPolicy, I: KeyIndex> Cache<P, I> {
     /// request (used by [`crate::tiered::TieredCache`], which counts itself).
     /// Returns false when the key is not resident.
     pub fn touch(&mut self, req: &Request) -> bool {
-        let Some(slot) = self.index.get(req.key) else { return false };
+        let Some(slot) = self.resident_slot(req.key) else { return false };
         if req.access.writes() {
             self.entries.dirty[slot as usize] = true;
         }
@@ -368,12 +455,12 @@ impl<P: EvictionPolicy, I: KeyIndex> Cache<P, I> {
     /// Whether `key` is resident. Does not touch the policy.
     #[inline]
     pub fn contains(&self, key: u64) -> bool {
-        self.index.get(key).is_some()
+        self.resident_slot(key).is_some()
     }
 
     /// Size and dirty bit of a resident `key`. Does not touch the policy.
     pub fn peek(&self, key: u64) -> Option<(u64, bool)> {
-        let slot = self.index.get(key)?;
+        let slot = self.resident_slot(key)?;
         Some((self.entries.size(slot), self.entries.is_dirty(slot)))
     }
 
@@ -381,7 +468,7 @@ impl<P: EvictionPolicy, I: KeyIndex> Cache<P, I> {
     /// (clean: its slower copy is current again). Returns false when the key
     /// is not resident.
     pub fn set_dirty(&mut self, key: u64, dirty: bool) -> bool {
-        let Some(slot) = self.index.get(key) else { return false };
+        let Some(slot) = self.resident_slot(key) else { return false };
         self.entries.dirty[slot as usize] = dirty;
         true
     }
@@ -426,7 +513,14 @@ impl<P: EvictionPolicy, I: KeyIndex> Cache<P, I> {
 
     /// Resident keys, in no particular order (O(n); for tests and reports).
     pub fn keys(&self) -> impl Iterator<Item = u64> + '_ {
-        self.index.pairs().into_iter().map(|(k, _)| k)
+        self.resident_pairs().into_iter().map(|(k, _)| k)
+    }
+
+    /// Resident keys and their slots (ghosts left out).
+    fn resident_pairs(&self) -> Vec<(u64, Slot)> {
+        let mut pairs = self.index.pairs();
+        pairs.retain(|&(_, slot)| !self.is_ghost(slot));
+        pairs
     }
 
     /// Key of the entry in `slot` (for policy-order inspection in tests).
@@ -439,7 +533,12 @@ impl<P: EvictionPolicy, I: KeyIndex> Cache<P, I> {
     /// # Errors
     /// A description of the first broken invariant.
     pub fn check_invariants(&self) -> std::result::Result<(), String> {
-        let pairs = self.index.pairs();
+        for (k, s) in self.index.pairs() {
+            if self.entries.key(s) != k {
+                return Err(format!("slot {s} holds key {:#x}, index says {k:#x}", self.entries.key(s)));
+            }
+        }
+        let pairs = self.resident_pairs();
         let sum: u64 = pairs.iter().map(|&(_, s)| self.entries.size(s)).sum();
         if sum != self.occupied {
             return Err(format!("occupied {} != sum of resident sizes {sum}", self.occupied));
@@ -450,10 +549,12 @@ impl<P: EvictionPolicy, I: KeyIndex> Cache<P, I> {
         if pairs.len() as u64 != self.resident_entries || self.resident_entries > self.config.max_entries {
             return Err(format!("{} indexed vs {} counted entries", pairs.len(), self.resident_entries));
         }
-        for &(k, s) in &pairs {
-            if self.entries.key(s) != k {
-                return Err(format!("slot {s} holds key {:#x}, index says {k:#x}", self.entries.key(s)));
-            }
+        let mapped = self.index.pairs().len() + self.free_slots.len();
+        if mapped != self.entries.slot_count() {
+            return Err(format!(
+                "{mapped} slots mapped or free of {} allocated (a ghost leaked)",
+                self.entries.slot_count()
+            ));
         }
         Ok(())
     }

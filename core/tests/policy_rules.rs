@@ -57,6 +57,35 @@ fn lfu_evicts_lowest_frequency_oldest_entry_first() {
     assert_eq!(c.policy().freq(slot_of(&c, 1)), Some(3));
 }
 
+/// ARC keeps its ghosts in the container: a ghost is not resident, is
+/// forgotten when its key is stored without a request or refused on its
+/// next request, and never leaks a slot.
+#[test]
+fn arc_ghosts_are_not_resident_and_never_leak() {
+    let mut c = Cache::new(4, Arc::default()).unwrap();
+    // As below: T2 = {1}, T1 = {3, 4, 5}, B1 = {2}.
+    assert_eq!(evictions(&mut c, &[1, 2, 1, 3, 4, 5]), vec![2]);
+    assert_eq!(c.policy().list_bytes(), (3, 1, 1, 0), "2 is a ghost in B1");
+    assert!(!c.contains(2) && c.peek(2).is_none() && c.remove(2).is_none());
+    assert_eq!(c.keys().count(), 4);
+    c.check_invariants().unwrap();
+    // Stored without a request: the ghost is dropped, not hit (p stays 0).
+    // Making room sends T1's LRU (3) to B1 in its place.
+    let mut evicted = Vec::new();
+    assert!(c.insert_with(&req(2, 1), |e| evicted.push(e.key)).unwrap());
+    assert_eq!(evicted, vec![3]);
+    assert_eq!(c.policy().p(), 0.0);
+    assert_eq!(c.policy().list_bytes(), (3, 1, 1, 0), "3 is B1's only ghost");
+    assert!(c.contains(2) && !c.contains(3));
+    c.check_invariants().unwrap();
+    // A ghost hit whose object is then refused (now larger than the
+    // cache): the ghost is gone and its slot freed.
+    assert_eq!(c.access(&req(3, 5)), Outcome::Rejected);
+    assert_eq!(c.policy().list_bytes(), (3, 1, 0, 0), "the ghost left B1");
+    assert!(!c.contains(3));
+    c.check_invariants().unwrap();
+}
+
 #[test]
 fn arc_ghost_hits_move_p_and_promote_to_t2() {
     let mut c = Cache::new(4, Arc::default()).unwrap();
@@ -250,14 +279,25 @@ fn policy_menu_is_complete() {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Access { key: u64, size: u64, access: u8 },
-    Remove { key: u64 },
+    Access {
+        key: u64,
+        size: u64,
+        access: u8,
+    },
+    Remove {
+        key: u64,
+    },
+    /// Stored without a request (a demotion or prefetch).
+    Insert {
+        key: u64,
+    },
 }
 
 fn ops() -> impl Strategy<Value = (u64, Vec<Op>)> {
     let op = prop_oneof![
         8 => (0u64..40, 1u64..24, 0u8..3).prop_map(|(key, size, access)| Op::Access { key, size, access }),
         1 => (0u64..40).prop_map(|key| Op::Remove { key }),
+        1 => (0u64..40).prop_map(|key| Op::Insert { key }),
     ];
     (1u64..80, prop::collection::vec(op, 1..300))
 }
@@ -292,6 +332,12 @@ fn check_invariants(kind: PolicyKind, cap: u64, ops: &[Op]) {
                 if c.remove(key).is_some() {
                     removed += 1;
                 }
+            }
+            Op::Insert { key } => {
+                let size = *sizes.entry(key).or_insert(1);
+                let was_resident = c.contains(key);
+                let stored = c.insert_with(&req(key, size), |_| evicted += 1);
+                assert_eq!(stored.is_err(), was_resident, "{kind}: a resident key is refused, any other taken");
             }
         }
         assert!(c.occupied() <= cap, "{kind}: occupied {} > capacity {cap}", c.occupied());

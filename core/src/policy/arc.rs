@@ -23,8 +23,14 @@
 //! * A plain miss with `T1 + B1 + size > C` and B1 empty evicts T1's LRU
 //!   without a ghost entry; otherwise B2's oldest ghost is dropped once the
 //!   four lists reach `2C`.
+//!
+//! The ghosts live in the container ([`EvictionPolicy::keeps_ghosts`]): B1
+//! and B2 are lists of ghost slots like T1 and T2 are of resident ones, so
+//! REPLACE moves a slot from T1 to B1 with no key lookup, and a request
+//! finds a resident entry or a ghost with the container's one lookup. A
+//! miss costs one index lookup, one insert and (in steady state) one removal
+//! of the dropped ghost, where separate ghost indexes cost seven.
 
-use super::ghost::GhostFifo;
 use super::{Entries, EvictionPolicy, Request, Slot, SlotList};
 
 /// ARC with byte-measured lists, as libCacheSim implements it.
@@ -35,8 +41,13 @@ pub struct Arc {
     t2: SlotList,
     t1_bytes: u64,
     t2_bytes: u64,
-    b1: GhostFifo,
-    b2: GhostFifo,
+    /// Ghost slots, newest at the front.
+    b1: SlotList,
+    b2: SlotList,
+    b1_bytes: u64,
+    b2_bytes: u64,
+    /// Ghosts dropped from B1 or B2, for the container to free.
+    dropped: Vec<Slot>,
     /// Target size of T1, in bytes.
     p: f64,
     /// The current miss hit a ghost (its key), so evictions are plain
@@ -54,7 +65,7 @@ impl Arc {
 
     /// Bytes in (T1, T2, B1, B2).
     pub fn list_bytes(&self) -> (u64, u64, u64, u64) {
-        (self.t1_bytes, self.t2_bytes, self.b1.bytes(), self.b2.bytes())
+        (self.t1_bytes, self.t2_bytes, self.b1_bytes, self.b2_bytes)
     }
 
     /// Whether a resident slot is in T2 (seen at least twice).
@@ -72,14 +83,32 @@ impl Arc {
         {
             let size = entries.size(victim);
             self.t1_bytes -= size;
-            self.b1.push(entries.key(victim), size);
+            self.b1.push_front(victim);
+            self.b1_bytes += size;
             return Some(victim);
         }
         let victim = self.t2.pop_back()?;
         let size = entries.size(victim);
         self.t2_bytes -= size;
-        self.b2.push(entries.key(victim), size);
+        self.b2.push_front(victim);
+        self.b2_bytes += size;
         Some(victim)
+    }
+
+    /// Drops B1's oldest ghost (the caller checked B1 is not empty).
+    fn drop_oldest_b1(&mut self, entries: &Entries) {
+        if let Some(ghost) = self.b1.pop_back() {
+            self.b1_bytes -= entries.size(ghost);
+            self.dropped.push(ghost);
+        }
+    }
+
+    /// Drops B2's oldest ghost, if any.
+    fn drop_oldest_b2(&mut self, entries: &Entries) {
+        if let Some(ghost) = self.b2.pop_back() {
+            self.b2_bytes -= entries.size(ghost);
+            self.dropped.push(ghost);
+        }
     }
 }
 
@@ -106,31 +135,51 @@ impl EvictionPolicy for Arc {
         }
     }
 
-    fn on_miss(&mut self, req: &Request, _entries: &Entries) {
+    fn on_miss(&mut self, _req: &Request, _entries: &Entries) {
         self.ghost_hit_key = None;
-        let (b1, b2) = (self.b1.bytes() as f64, self.b2.bytes() as f64);
-        // One lookup per list: remove answers "was it there" too (the
-        // deltas use the sizes from before the removal, read above).
-        if self.b1.remove(req.key).is_some() {
+    }
+
+    fn keeps_ghosts(&self) -> bool {
+        true
+    }
+
+    fn on_ghost_miss(&mut self, ghost: Slot, req: &Request, entries: &Entries) {
+        // The deltas use the list sizes from before the ghost leaves.
+        let (b1, b2) = (self.b1_bytes as f64, self.b2_bytes as f64);
+        let size = entries.size(ghost);
+        if self.b1.contains(ghost) {
+            self.b1.remove(ghost);
+            self.b1_bytes -= size;
             let delta = (b2 / b1).max(1.0);
             self.p = (self.p + delta).min(self.capacity as f64);
             self.last_hit_in_b2 = false;
-            self.ghost_hit_key = Some(req.key);
-        } else if self.b2.remove(req.key).is_some() {
+        } else {
+            self.b2.remove(ghost);
+            self.b2_bytes -= size;
             let delta = (b1 / b2).max(1.0);
             self.p = (self.p - delta).max(0.0);
             self.last_hit_in_b2 = true;
-            self.ghost_hit_key = Some(req.key);
         }
+        self.ghost_hit_key = Some(req.key);
+    }
+
+    #[inline]
+    fn retains_as_ghost(&self, victim: Slot) -> bool {
+        self.b1.contains(victim) || self.b2.contains(victim)
+    }
+
+    #[inline]
+    fn pop_dropped_ghost(&mut self) -> Option<Slot> {
+        self.dropped.pop()
     }
 
     fn evict(&mut self, req: &Request, entries: &Entries) -> Option<Slot> {
         if self.ghost_hit_key == Some(req.key) {
             return self.replace(entries);
         }
-        if self.t1_bytes + self.b1.bytes() + req.size > self.capacity {
+        if self.t1_bytes + self.b1_bytes + req.size > self.capacity {
             if !self.b1.is_empty() {
-                self.b1.pop_oldest();
+                self.drop_oldest_b1(entries);
                 self.replace(entries)
             } else {
                 // T1 alone fills the cache: evict its LRU without a ghost.
@@ -143,9 +192,9 @@ impl EvictionPolicy for Arc {
                 }
             }
         } else {
-            let total = self.t1_bytes + self.t2_bytes + self.b1.bytes() + self.b2.bytes();
-            if total >= 2 * self.capacity && !self.b2.is_empty() {
-                self.b2.pop_oldest();
+            let total = self.t1_bytes + self.t2_bytes + self.b1_bytes + self.b2_bytes;
+            if total >= 2 * self.capacity {
+                self.drop_oldest_b2(entries);
             }
             self.replace(entries)
         }
@@ -164,19 +213,20 @@ impl EvictionPolicy for Arc {
         }
     }
 
-    #[inline]
-    fn warm(&self, key: u64) -> u64 {
-        self.b1.warm(key) ^ self.b2.warm(key)
-    }
-
     fn on_remove(&mut self, slot: Slot, entries: &Entries) {
         let size = entries.size(slot);
         if self.t1.contains(slot) {
             self.t1.remove(slot);
             self.t1_bytes -= size;
-        } else {
+        } else if self.t2.contains(slot) {
             self.t2.remove(slot);
             self.t2_bytes -= size;
+        } else if self.b1.contains(slot) {
+            self.b1.remove(slot);
+            self.b1_bytes -= size;
+        } else {
+            self.b2.remove(slot);
+            self.b2_bytes -= size;
         }
     }
 }

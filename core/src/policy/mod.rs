@@ -14,6 +14,8 @@
 //! ```text
 //! if resident(key):  policy.on_hit(slot)                         -> hit
 //! else:              policy.on_miss(req)         (ghosts, adaptation)
+//!                    (policy.on_ghost_miss(slot, req) instead when the
+//!                     key is a ghost the policy keeps in the container)
 //!                    match policy.admission(req, capacity):
 //!                      Reject    -> nothing
 //!                      Insert    -> while it does not fit: evict(policy.evict(req))
@@ -136,6 +138,9 @@ pub struct Entries {
     /// cache line per slot instead of two.
     pub(crate) slots: Vec<KeySize>,
     pub(crate) dirty: Vec<bool>,
+    /// The slot holds a ghost: a key the policy remembers after evicting it
+    /// (see [`EvictionPolicy::keeps_ghosts`]), not a resident entry.
+    pub(crate) ghost: Vec<bool>,
 }
 
 /// The key and size of one slot.
@@ -164,8 +169,15 @@ impl Entries {
         self.dirty[slot as usize]
     }
 
-    /// Number of slots ever allocated (resident or free): the length policy
-    /// vectors must cover.
+    /// Whether `slot` holds a ghost (an evicted key its policy remembers)
+    /// rather than a resident entry.
+    #[inline]
+    pub fn is_ghost(&self, slot: Slot) -> bool {
+        self.ghost[slot as usize]
+    }
+
+    /// Number of slots ever allocated (resident, ghost or free): the length
+    /// policy vectors must cover.
     #[inline]
     pub fn slot_count(&self) -> usize {
         self.slots.len()
@@ -187,6 +199,24 @@ impl Entries {
 /// * `entries` always describes every slot the policy holds, including the
 ///   slot just returned by `evict` (the container removes it afterwards).
 /// * Every method is O(1) amortized in the number of resident entries.
+///
+/// Ghosts. A policy that remembers evicted keys (ARC's B1 and B2) may keep
+/// them in the container instead of a key index of its own: it says so with
+/// [`keeps_ghosts`](Self::keeps_ghosts). Then a victim it answers `true`
+/// for in [`retains_as_ghost`](Self::retains_as_ghost) keeps its slot, key
+/// and size, marked as a ghost ([`Entries::is_ghost`]) and still in the
+/// container's key index, so turning a resident entry into a ghost, and a
+/// ghost back into a resident entry, costs no index update, and one lookup
+/// answers both "resident?" and "ghost?". A request for a ghost's key is a
+/// miss that calls [`on_ghost_miss`](Self::on_ghost_miss) (not `on_miss`);
+/// the policy forgets the ghost there, and the container reuses the slot if
+/// the object is stored. A ghost the policy drops (trimming its ghost
+/// lists) is handed back through
+/// [`pop_dropped_ghost`](Self::pop_dropped_ghost), which the container
+/// drains after every call that may trim; and the container may take a
+/// ghost away with [`on_remove`](Self::on_remove) (when the key is stored
+/// without a request, by [`crate::cache::Cache::insert_with`]). The
+/// container never counts ghosts as resident.
 pub trait EvictionPolicy: Send {
     /// Short stable name (`lru`, `fifo`, ...), used in results and labels.
     fn name(&self) -> &'static str;
@@ -204,6 +234,36 @@ pub trait EvictionPolicy: Send {
     /// ghost bookkeeping happens even when the object is then refused.
     fn on_miss(&mut self, req: &Request, entries: &Entries) {
         let _ = (req, entries);
+    }
+
+    /// Whether this policy keeps its ghosts in the container (see the
+    /// trait's documentation). Must not change after [`init`](Self::init).
+    /// Default: no.
+    fn keeps_ghosts(&self) -> bool {
+        false
+    }
+
+    /// A request missed on `ghost`, a ghost slot of this policy; instead of
+    /// [`on_miss`](Self::on_miss). The policy forgets the ghost before
+    /// returning. Only called when [`keeps_ghosts`](Self::keeps_ghosts).
+    fn on_ghost_miss(&mut self, ghost: Slot, req: &Request, entries: &Entries) {
+        let _ = ghost;
+        self.on_miss(req, entries);
+    }
+
+    /// Whether the victim [`evict`](Self::evict) just returned stays in the
+    /// container as a ghost of this policy. Only asked when
+    /// [`keeps_ghosts`](Self::keeps_ghosts).
+    fn retains_as_ghost(&self, victim: Slot) -> bool {
+        let _ = victim;
+        false
+    }
+
+    /// A ghost slot this policy dropped and no longer holds, for the
+    /// container to free; `None` when there are no more. Only asked when
+    /// [`keeps_ghosts`](Self::keeps_ghosts).
+    fn pop_dropped_ghost(&mut self) -> Option<Slot> {
+        None
     }
 
     /// Whether (and how) a missed object is stored. The default caches every
@@ -231,6 +291,8 @@ pub trait EvictionPolicy: Send {
     fn on_insert(&mut self, slot: Slot, req: &Request, entries: &Entries);
 
     /// The entry in `slot` was removed by the caller, not by [`evict`](Self::evict).
+    /// With [`keeps_ghosts`](Self::keeps_ghosts), `slot` may be a ghost of
+    /// this policy, which it then forgets.
     fn on_remove(&mut self, slot: Slot, entries: &Entries);
 
     /// Loads what a coming request for `key` will read in the policy's
@@ -270,6 +332,21 @@ impl<P: EvictionPolicy + ?Sized> EvictionPolicy for Box<P> {
     #[inline]
     fn evict(&mut self, req: &Request, entries: &Entries) -> Option<Slot> {
         (**self).evict(req, entries)
+    }
+    fn keeps_ghosts(&self) -> bool {
+        (**self).keeps_ghosts()
+    }
+    #[inline]
+    fn on_ghost_miss(&mut self, ghost: Slot, req: &Request, entries: &Entries) {
+        (**self).on_ghost_miss(ghost, req, entries)
+    }
+    #[inline]
+    fn retains_as_ghost(&self, victim: Slot) -> bool {
+        (**self).retains_as_ghost(victim)
+    }
+    #[inline]
+    fn pop_dropped_ghost(&mut self) -> Option<Slot> {
+        (**self).pop_dropped_ghost()
     }
     #[inline]
     fn on_insert(&mut self, slot: Slot, req: &Request, entries: &Entries) {
