@@ -119,13 +119,74 @@ fn twoq_promotes_only_through_its_ghost() {
     assert!(!c.policy().in_am(slot_of(&c, 1)));
     // Ain over quota: its oldest (1) leaves a ghost in Aout.
     let ev = evictions(&mut c, &[3, 4, 5, 6, 7, 8, 9]);
-    assert_eq!(ev[0], 1);
-    assert!(c.policy().in_aout(1));
-    // The ghost hit goes to Am.
-    evictions(&mut c, &[1]);
-    assert!(c.policy().in_am(slot_of(&c, 1)) && !c.policy().in_aout(1));
+    assert_eq!(ev, vec![1]);
+    assert_eq!(aout_keys(&c), vec![1]);
+    assert!(!c.contains(1), "a ghost is not resident");
+    // The ghost hit goes to Am; making room sends Ain's oldest (2) to Aout.
+    assert_eq!(evictions(&mut c, &[1]), vec![2]);
+    assert!(c.policy().in_am(slot_of(&c, 1)));
+    assert_eq!(aout_keys(&c), vec![2], "1's ghost is gone");
     // Objects above Ain's quota are never cached.
     assert_eq!(c.access(&req(100, 3)), Outcome::Rejected);
+    c.check_invariants().unwrap();
+}
+
+/// Aout's keys, newest first.
+fn aout_keys(c: &Cache<TwoQ>) -> Vec<u64> {
+    c.policy().aout_newest_first().map(|s| c.key_of(s)).collect()
+}
+
+/// 2Q keeps Aout in the container: trimmed oldest first to trunc(0.5 C)
+/// bytes, forgotten when its key is stored without a request or refused on
+/// its next request, and never a leaked slot.
+#[test]
+fn twoq_aout_is_a_byte_fifo_of_container_ghosts() {
+    // Ain quota 10, Aout 20 bytes, Am 30.
+    let mut c = Cache::new(40, TwoQ::default()).unwrap();
+    let mut out = vec![];
+    for (k, size) in [(1, 10), (2, 10), (3, 10), (4, 10), (5, 8), (6, 8), (7, 9), (8, 5), (9, 4)] {
+        c.access_with(&req(k, size), |e| out.push(e.key));
+    }
+    // Ain's victims enter Aout; 3 and 4 each drop Aout's oldest to fit.
+    assert_eq!(out, vec![1, 2, 3, 4]);
+    assert_eq!(aout_keys(&c), vec![4, 3]);
+    assert_eq!((c.policy().aout_len(), c.policy().aout_bytes()), (2, 20));
+    let ghost = c.policy().aout_newest_first().next().unwrap();
+    assert!(c.policy().in_aout(ghost) && !c.contains(4));
+    c.check_invariants().unwrap();
+    // 5 (8 bytes) drops 3 only: 10 + 8 fits in 20.
+    out.clear();
+    c.access_with(&req(10, 10), |e| out.push(e.key));
+    assert_eq!(out, vec![5]);
+    assert_eq!(aout_keys(&c), vec![5, 4]);
+    assert_eq!(c.policy().aout_bytes(), 18);
+    // A ghost hit on 4 leaves Aout and goes to Am; making room sends Ain's
+    // oldest (6) to Aout, where it fits without a drop (8 + 8 <= 20).
+    out.clear();
+    c.access_with(&req(4, 10), |e| out.push(e.key));
+    assert_eq!(out, vec![6]);
+    assert!(c.policy().in_am(slot_of(&c, 4)));
+    assert_eq!(aout_keys(&c), vec![6, 5]);
+    assert_eq!(c.policy().aout_bytes(), 16);
+    c.check_invariants().unwrap();
+    // Stored without a request: the ghost is dropped, not hit (Ain, not Am).
+    // Ain is over its quota, so its oldest (7) makes room.
+    out.clear();
+    assert!(c.insert_with(&req(6, 8), |e| out.push(e.key)).unwrap());
+    assert_eq!(out, vec![7]);
+    assert!(!c.policy().in_am(slot_of(&c, 6)));
+    assert_eq!(aout_keys(&c), vec![7, 5]);
+    c.check_invariants().unwrap();
+    // A ghost hit refused (above Ain's quota): the ghost is gone, its slot
+    // freed; the key's next request is a plain miss into Ain.
+    let before = c.policy().aout_bytes();
+    assert_eq!(c.access(&req(7, 11)), Outcome::Rejected);
+    assert_eq!(c.policy().aout_bytes(), before - 9);
+    assert!(!c.contains(7) && !aout_keys(&c).contains(&7));
+    c.check_invariants().unwrap();
+    c.access(&req(7, 1));
+    assert!(c.contains(7) && !c.policy().in_am(slot_of(&c, 7)));
+    c.check_invariants().unwrap();
 }
 
 #[test]
@@ -143,12 +204,61 @@ fn s3fifo_moves_twice_hit_objects_to_main_and_ghosts_the_rest() {
     c.access_with(&req(20, 1), |e| out.push(e.key));
     assert!(c.policy().in_main(slot_of(&c, 0)), "freq >= 2 moved to main");
     assert_eq!(out, vec![1], "freq < 2 evicted");
-    assert!(c.policy().in_ghost(1));
-    // Its return finds the ghost and goes straight to main.
+    assert_eq!(s3_ghost_keys(&c), vec![1]);
+    assert!(!c.contains(1), "a ghost is not resident");
+    // Its return finds the ghost and goes straight to main; main is over M
+    // (19 > 18), so its oldest (2, freq 0) goes, and leaves no ghost.
     let mut out2 = vec![];
     c.access_with(&req(1, 1), |e| out2.push(e.key));
+    assert_eq!(out2, vec![2]);
     assert!(c.policy().in_main(slot_of(&c, 1)));
-    assert!(!c.policy().in_ghost(1));
+    assert_eq!((c.policy().ghost_len(), c.policy().ghost_bytes()), (0, 0));
+    c.check_invariants().unwrap();
+}
+
+/// The ghost queue's keys, newest first.
+fn s3_ghost_keys(c: &Cache<S3Fifo>) -> Vec<u64> {
+    c.policy().ghosts_newest_first().map(|s| c.key_of(s)).collect()
+}
+
+/// S3-FIFO keeps its ghost queue in the container: trimmed oldest first to
+/// trunc(0.9 C) bytes, forgotten when its key is stored without a request
+/// or refused on its next request, and never a leaked slot.
+#[test]
+fn s3fifo_ghosts_are_a_byte_fifo_of_container_ghosts() {
+    // S = 10, M = 90, G = 90 bytes.
+    let mut c = Cache::new(100, S3Fifo::default()).unwrap();
+    let mut out = vec![];
+    for k in 0..=21 {
+        c.access_with(&req(k, 9), |e| out.push(e.key));
+    }
+    // 0 and 1 filled small, 2..=10 main; from 11 on each newcomer evicts
+    // small's oldest into the ghost queue, which holds ten 9-byte ghosts:
+    // the eleventh (19) drops the oldest (0).
+    assert_eq!(out, [0, 1].into_iter().chain(11..=19).collect::<Vec<_>>());
+    assert_eq!(s3_ghost_keys(&c), vec![19, 18, 17, 16, 15, 14, 13, 12, 11, 1]);
+    assert_eq!((c.policy().ghost_len(), c.policy().ghost_bytes()), (10, 90));
+    let ghost = c.policy().ghosts_newest_first().next().unwrap();
+    assert!(c.policy().in_ghost(ghost) && !c.contains(19));
+    c.check_invariants().unwrap();
+    // A ghost hit goes to main; small's oldest (20) takes the freed room.
+    out.clear();
+    c.access_with(&req(1, 9), |e| out.push(e.key));
+    assert_eq!(out, vec![20]);
+    assert!(c.policy().in_main(slot_of(&c, 1)));
+    assert_eq!(s3_ghost_keys(&c), vec![20, 19, 18, 17, 16, 15, 14, 13, 12, 11]);
+    // Stored without a request: the ghost is dropped, not hit (small).
+    out.clear();
+    assert!(c.insert_with(&req(15, 9), |e| out.push(e.key)).unwrap());
+    assert_eq!(out, vec![21]);
+    assert!(!c.policy().in_main(slot_of(&c, 15)));
+    assert_eq!(s3_ghost_keys(&c), vec![21, 20, 19, 18, 17, 16, 14, 13, 12, 11]);
+    assert_eq!(c.policy().ghost_bytes(), 90);
+    c.check_invariants().unwrap();
+    // A ghost hit refused (above S): the ghost is gone, its slot freed.
+    assert_eq!(c.access(&req(12, 11)), Outcome::Rejected);
+    assert_eq!((c.policy().ghost_len(), c.policy().ghost_bytes()), (9, 81));
+    assert!(!c.contains(12));
     c.check_invariants().unwrap();
 }
 

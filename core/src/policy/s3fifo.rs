@@ -24,8 +24,15 @@
 //!   otherwise, moving freq >= 2 objects to main (freq 0) until one with
 //!   freq < 2 is evicted into the ghost. Main reinserts freq >= 1 objects
 //!   with `freq = min(freq, 3) - 1`.
+//!
+//! The ghost queue lives in the container ([`EvictionPolicy::keeps_ghosts`]),
+//! as ARC's ghosts do: it is a FIFO of ghost slots like small is of resident
+//! ones, so small's victim becomes a ghost with no key lookup, and a request
+//! finds a resident entry or its ghost with the container's one lookup. The
+//! trimming is libCacheSim's (a `FIFO` cache of G bytes): an object larger
+//! than G leaves no ghost, any other drops the oldest ghosts until it fits
+//! and enters at the newest end; with G = 0 there are no ghosts at all.
 
-use super::ghost::GhostFifo;
 use super::{Admission, Entries, EvictionPolicy, Request, Slot, SlotList};
 
 /// S3-FIFO with libCacheSim's default parameters.
@@ -39,7 +46,11 @@ pub struct S3Fifo {
     small_bytes: u64,
     main_bytes: u64,
     freq: Vec<u32>,
-    ghost: GhostFifo,
+    /// Ghost slots, newest at the front.
+    ghost: SlotList,
+    ghost_bytes: u64,
+    /// Ghosts dropped from the ghost queue, for the container to free.
+    dropped: Vec<Slot>,
     /// Whether anything was evicted yet (until then a full small queue
     /// sends new objects to main).
     has_evicted: bool,
@@ -60,9 +71,27 @@ impl S3Fifo {
         self.main.contains(slot)
     }
 
-    /// Whether `key` has a ghost entry.
-    pub fn in_ghost(&self, key: u64) -> bool {
-        self.ghost.contains(key)
+    /// Whether `slot` is a ghost in the ghost queue. A ghost's key is not
+    /// resident ([`crate::cache::Cache::contains`] says no); its slot comes
+    /// from [`ghosts_newest_first`](Self::ghosts_newest_first).
+    pub fn in_ghost(&self, slot: Slot) -> bool {
+        self.ghost.contains(slot)
+    }
+
+    /// Number of ghosts.
+    pub fn ghost_len(&self) -> usize {
+        self.ghost.len()
+    }
+
+    /// Bytes (capacity units) of the ghosts.
+    pub fn ghost_bytes(&self) -> u64 {
+        self.ghost_bytes
+    }
+
+    /// The ghost slots from newest to oldest (O(n); for tests and reports:
+    /// [`crate::cache::Cache::key_of`] names their keys).
+    pub fn ghosts_newest_first(&self) -> impl Iterator<Item = Slot> + '_ {
+        self.ghost.iter_newest_first()
     }
 
     /// The access counter of a resident slot.
@@ -96,13 +125,29 @@ impl S3Fifo {
                 self.main.push_front(oldest);
                 self.main_bytes += size;
             } else {
-                if self.ghost_capacity > 0 {
-                    self.ghost.push_bounded(entries.key(oldest), size, self.ghost_capacity);
-                }
+                self.push_ghost(oldest, size, entries);
                 return Some(oldest);
             }
         }
         None
+    }
+
+    /// Makes small's victim a ghost at the newest end, dropping the oldest
+    /// ghosts until it fits; a victim larger than the ghost queue (any
+    /// victim when G = 0, which libCacheSim skips outright) gets no ghost:
+    /// then [`retains_as_ghost`](EvictionPolicy::retains_as_ghost) says no
+    /// and the container frees its slot.
+    fn push_ghost(&mut self, victim: Slot, size: u64, entries: &Entries) {
+        if self.ghost_capacity == 0 || size > self.ghost_capacity {
+            return;
+        }
+        while self.ghost_bytes + size > self.ghost_capacity {
+            let Some(oldest) = self.ghost.pop_back() else { break };
+            self.ghost_bytes -= entries.size(oldest);
+            self.dropped.push(oldest);
+        }
+        self.ghost.push_front(victim);
+        self.ghost_bytes += size;
     }
 }
 
@@ -117,19 +162,38 @@ impl EvictionPolicy for S3Fifo {
         self.ghost_capacity = (capacity as f64 * Self::GHOST_RATIO) as u64;
     }
 
-    fn on_hit(&mut self, slot: Slot, req: &Request, _entries: &Entries) {
+    fn on_hit(&mut self, slot: Slot, _req: &Request, _entries: &Entries) {
         self.ghost_hit_key = None;
         // libCacheSim drops a ghost of the key on a hit in main. There is
-        // none: a ghost is made only for a key leaving the cache, and the
-        // miss that brings the key back removes it (`on_miss`), so a
-        // resident key never has a ghost and the lookup is skipped.
-        debug_assert!(self.small.contains(slot) || !self.ghost.contains(req.key), "resident key with a ghost");
+        // none: the container maps a key to one slot, resident or ghost, so
+        // a resident key never has a ghost and there is nothing to look up.
+        debug_assert!(!self.ghost.contains(slot), "resident slot linked in the ghost queue");
         let f = &mut self.freq[slot as usize];
         *f = f.saturating_add(1);
     }
 
-    fn on_miss(&mut self, req: &Request, _entries: &Entries) {
-        self.ghost_hit_key = self.ghost.remove(req.key).map(|_| req.key);
+    fn on_miss(&mut self, _req: &Request, _entries: &Entries) {
+        self.ghost_hit_key = None;
+    }
+
+    fn keeps_ghosts(&self) -> bool {
+        true
+    }
+
+    fn on_ghost_miss(&mut self, ghost: Slot, req: &Request, entries: &Entries) {
+        self.ghost.remove(ghost);
+        self.ghost_bytes -= entries.size(ghost);
+        self.ghost_hit_key = Some(req.key);
+    }
+
+    #[inline]
+    fn retains_as_ghost(&self, victim: Slot) -> bool {
+        self.ghost.contains(victim)
+    }
+
+    #[inline]
+    fn pop_dropped_ghost(&mut self) -> Option<Slot> {
+        self.dropped.pop()
     }
 
     fn admission(&self, req: &Request, capacity: u64) -> Admission {
@@ -176,19 +240,18 @@ impl EvictionPolicy for S3Fifo {
         }
     }
 
-    #[inline]
-    fn warm(&self, key: u64) -> u64 {
-        self.ghost.warm(key)
-    }
-
     fn on_remove(&mut self, slot: Slot, entries: &Entries) {
         let size = entries.size(slot);
         if self.small.contains(slot) {
             self.small.remove(slot);
             self.small_bytes -= size;
-        } else {
+        } else if self.main.contains(slot) {
             self.main.remove(slot);
             self.main_bytes -= size;
+        } else {
+            // A ghost whose key is stored without a request.
+            self.ghost.remove(slot);
+            self.ghost_bytes -= size;
         }
     }
 }

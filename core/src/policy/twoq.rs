@@ -18,8 +18,15 @@
 //! which may evict *more* Am objects after the whole cache already has room
 //! (reported through [`EvictionPolicy::wants_eviction`]). Only objects no
 //! larger than Ain's quota are cached.
+//!
+//! Aout lives in the container ([`EvictionPolicy::keeps_ghosts`]), as ARC's
+//! ghosts do: it is a FIFO of ghost slots like Ain is of resident ones, so
+//! Ain's victim becomes a ghost with no key lookup, and a request finds a
+//! resident entry or its ghost with the container's one lookup. The trimming
+//! is libCacheSim's (a `FIFO` cache of trunc(0.5 C) bytes): an object larger
+//! than Aout leaves no ghost, any other drops Aout's oldest ghosts until it
+//! fits and enters at the newest end.
 
-use super::ghost::GhostFifo;
 use super::{Admission, Entries, EvictionPolicy, Request, Slot, SlotList};
 
 /// 2Q with libCacheSim's default ratios (Ain 0.25, Aout 0.5).
@@ -33,7 +40,11 @@ pub struct TwoQ {
     am: SlotList,
     ain_bytes: u64,
     am_bytes: u64,
-    aout: GhostFifo,
+    /// Ghost slots, newest at the front.
+    aout: SlotList,
+    aout_bytes: u64,
+    /// Ghosts dropped from Aout, for the container to free.
+    dropped: Vec<Slot>,
     /// The current miss found its ghost in Aout (its key): it goes to Am.
     ghost_hit_key: Option<u64>,
 }
@@ -49,9 +60,27 @@ impl TwoQ {
         self.am.contains(slot)
     }
 
-    /// Whether `key` has a ghost entry in Aout.
-    pub fn in_aout(&self, key: u64) -> bool {
-        self.aout.contains(key)
+    /// Whether `slot` is a ghost in Aout. A ghost's key is not resident
+    /// ([`crate::cache::Cache::contains`] says no); its slot comes from
+    /// [`aout_newest_first`](Self::aout_newest_first).
+    pub fn in_aout(&self, slot: Slot) -> bool {
+        self.aout.contains(slot)
+    }
+
+    /// Number of ghosts in Aout.
+    pub fn aout_len(&self) -> usize {
+        self.aout.len()
+    }
+
+    /// Bytes (capacity units) of the ghosts in Aout.
+    pub fn aout_bytes(&self) -> u64 {
+        self.aout_bytes
+    }
+
+    /// Aout's ghost slots from newest to oldest (O(n); for tests and
+    /// reports: [`crate::cache::Cache::key_of`] names their keys).
+    pub fn aout_newest_first(&self) -> impl Iterator<Item = Slot> + '_ {
+        self.aout.iter_newest_first()
     }
 
     fn evict_am(&mut self, entries: &Entries) -> Option<Slot> {
@@ -64,8 +93,25 @@ impl TwoQ {
         let victim = self.ain.pop_back()?;
         let size = entries.size(victim);
         self.ain_bytes -= size;
-        self.aout.push_bounded(entries.key(victim), size, self.aout_capacity);
+        self.push_ghost(victim, size, entries);
         Some(victim)
+    }
+
+    /// Makes Ain's victim a ghost at Aout's newest end, dropping the oldest
+    /// ghosts until it fits; a victim larger than Aout gets no ghost (then
+    /// [`retains_as_ghost`](EvictionPolicy::retains_as_ghost) says no and the
+    /// container frees its slot).
+    fn push_ghost(&mut self, victim: Slot, size: u64, entries: &Entries) {
+        if size > self.aout_capacity {
+            return;
+        }
+        while self.aout_bytes + size > self.aout_capacity {
+            let Some(oldest) = self.aout.pop_back() else { break };
+            self.aout_bytes -= entries.size(oldest);
+            self.dropped.push(oldest);
+        }
+        self.aout.push_front(victim);
+        self.aout_bytes += size;
     }
 }
 
@@ -81,19 +127,39 @@ impl EvictionPolicy for TwoQ {
         self.am_capacity = capacity - self.ain_quota;
     }
 
-    fn on_hit(&mut self, slot: Slot, req: &Request, _entries: &Entries) {
+    fn on_hit(&mut self, slot: Slot, _req: &Request, _entries: &Entries) {
         self.ghost_hit_key = None;
         if !self.ain.contains(slot) {
             // libCacheSim looks in Aout before Am. A resident key has no
-            // ghost (a ghost is made only for a key leaving Ain, and the
-            // miss that brings it back removes it), so the lookup is skipped.
-            debug_assert!(!self.aout.contains(req.key), "resident key with a ghost");
+            // ghost: the container maps a key to one slot, resident or
+            // ghost, so there is nothing to look up.
+            debug_assert!(!self.aout.contains(slot), "resident slot linked in Aout");
             self.am.move_to_front(slot);
         }
     }
 
-    fn on_miss(&mut self, req: &Request, _entries: &Entries) {
-        self.ghost_hit_key = self.aout.remove(req.key).map(|_| req.key);
+    fn on_miss(&mut self, _req: &Request, _entries: &Entries) {
+        self.ghost_hit_key = None;
+    }
+
+    fn keeps_ghosts(&self) -> bool {
+        true
+    }
+
+    fn on_ghost_miss(&mut self, ghost: Slot, req: &Request, entries: &Entries) {
+        self.aout.remove(ghost);
+        self.aout_bytes -= entries.size(ghost);
+        self.ghost_hit_key = Some(req.key);
+    }
+
+    #[inline]
+    fn retains_as_ghost(&self, victim: Slot) -> bool {
+        self.aout.contains(victim)
+    }
+
+    #[inline]
+    fn pop_dropped_ghost(&mut self) -> Option<Slot> {
+        self.dropped.pop()
     }
 
     fn admission(&self, req: &Request, capacity: u64) -> Admission {
@@ -128,19 +194,18 @@ impl EvictionPolicy for TwoQ {
         }
     }
 
-    #[inline]
-    fn warm(&self, key: u64) -> u64 {
-        self.aout.warm(key)
-    }
-
     fn on_remove(&mut self, slot: Slot, entries: &Entries) {
         let size = entries.size(slot);
         if self.ain.contains(slot) {
             self.ain.remove(slot);
             self.ain_bytes -= size;
-        } else {
+        } else if self.am.contains(slot) {
             self.am.remove(slot);
             self.am_bytes -= size;
+        } else {
+            // A ghost whose key is stored without a request.
+            self.aout.remove(slot);
+            self.aout_bytes -= size;
         }
     }
 }
