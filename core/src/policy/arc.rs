@@ -25,25 +25,31 @@
 //!   four lists reach `2C`.
 //!
 //! The ghosts live in the container ([`EvictionPolicy::keeps_ghosts`]): B1
-//! and B2 are lists of ghost slots like T1 and T2 are of resident ones, so
-//! REPLACE moves a slot from T1 to B1 with no key lookup, and a request
+//! and B2 are lists of ghost slots like T1 and T2 are of resident ones (all
+//! four share one link vector, [`SlotLists`]), so REPLACE moves a slot from
+//! T1 to B1 with no key lookup and within one cache line, and a request
 //! finds a resident entry or a ghost with the container's one lookup. A
 //! miss costs one index lookup, one insert and (in steady state) one removal
 //! of the dropped ghost, where separate ghost indexes cost seven.
 
-use super::{Entries, EvictionPolicy, Request, Slot, SlotList};
+use super::lists::SlotLists;
+use super::{Entries, EvictionPolicy, Request, Slot};
+
+/// The four lists, numbered in one [`SlotLists`] (a slot is in one of them).
+const T1: usize = 0;
+const T2: usize = 1;
+const B1: usize = 2;
+const B2: usize = 3;
 
 /// ARC with byte-measured lists, as libCacheSim implements it.
 #[derive(Debug, Default, Clone)]
 pub struct Arc {
     capacity: u64,
-    t1: SlotList,
-    t2: SlotList,
+    /// T1 and T2 (resident slots, MRU at the front), B1 and B2 (ghost
+    /// slots, newest at the front), sharing their links.
+    lists: SlotLists<4>,
     t1_bytes: u64,
     t2_bytes: u64,
-    /// Ghost slots, newest at the front.
-    b1: SlotList,
-    b2: SlotList,
     b1_bytes: u64,
     b2_bytes: u64,
     /// Ghosts dropped from B1 or B2, for the container to free.
@@ -70,7 +76,7 @@ impl Arc {
 
     /// Whether a resident slot is in T2 (seen at least twice).
     pub fn in_t2(&self, slot: Slot) -> bool {
-        self.t2.contains(slot)
+        self.lists.list_of(slot) == Some(T2)
     }
 
     /// The paper's REPLACE: demote T1's or T2's LRU object to its ghost list.
@@ -78,26 +84,26 @@ impl Arc {
         let t1 = self.t1_bytes as f64;
         let from_t1 =
             (self.t1_bytes > 0 && (t1 > self.p || (t1 == self.p && self.last_hit_in_b2))) || self.t2_bytes == 0;
-        if (from_t1 || self.t2.is_empty())
-            && let Some(victim) = self.t1.pop_back()
+        if (from_t1 || self.lists.is_empty(T2))
+            && let Some(victim) = self.lists.back(T1)
         {
             let size = entries.size(victim);
             self.t1_bytes -= size;
-            self.b1.push_front(victim);
+            self.lists.move_to_front(B1, victim);
             self.b1_bytes += size;
             return Some(victim);
         }
-        let victim = self.t2.pop_back()?;
+        let victim = self.lists.back(T2)?;
         let size = entries.size(victim);
         self.t2_bytes -= size;
-        self.b2.push_front(victim);
+        self.lists.move_to_front(B2, victim);
         self.b2_bytes += size;
         Some(victim)
     }
 
     /// Drops B1's oldest ghost (the caller checked B1 is not empty).
     fn drop_oldest_b1(&mut self, entries: &Entries) {
-        if let Some(ghost) = self.b1.pop_back() {
+        if let Some(ghost) = self.lists.pop_back(B1) {
             self.b1_bytes -= entries.size(ghost);
             self.dropped.push(ghost);
         }
@@ -105,7 +111,7 @@ impl Arc {
 
     /// Drops B2's oldest ghost, if any.
     fn drop_oldest_b2(&mut self, entries: &Entries) {
-        if let Some(ghost) = self.b2.pop_back() {
+        if let Some(ghost) = self.lists.pop_back(B2) {
             self.b2_bytes -= entries.size(ghost);
             self.dropped.push(ghost);
         }
@@ -124,15 +130,12 @@ impl EvictionPolicy for Arc {
     fn on_hit(&mut self, slot: Slot, _req: &Request, entries: &Entries) {
         self.ghost_hit_key = None;
         self.last_hit_in_b2 = false;
-        if self.t1.contains(slot) {
+        if self.lists.list_of(slot) == Some(T1) {
             let size = entries.size(slot);
-            self.t1.remove(slot);
             self.t1_bytes -= size;
-            self.t2.push_front(slot);
             self.t2_bytes += size;
-        } else {
-            self.t2.move_to_front(slot);
         }
+        self.lists.move_to_front(T2, slot);
     }
 
     fn on_miss(&mut self, _req: &Request, _entries: &Entries) {
@@ -147,14 +150,12 @@ impl EvictionPolicy for Arc {
         // The deltas use the list sizes from before the ghost leaves.
         let (b1, b2) = (self.b1_bytes as f64, self.b2_bytes as f64);
         let size = entries.size(ghost);
-        if self.b1.contains(ghost) {
-            self.b1.remove(ghost);
+        if self.lists.remove(ghost) == B1 {
             self.b1_bytes -= size;
             let delta = (b2 / b1).max(1.0);
             self.p = (self.p + delta).min(self.capacity as f64);
             self.last_hit_in_b2 = false;
         } else {
-            self.b2.remove(ghost);
             self.b2_bytes -= size;
             let delta = (b1 / b2).max(1.0);
             self.p = (self.p - delta).max(0.0);
@@ -165,7 +166,7 @@ impl EvictionPolicy for Arc {
 
     #[inline]
     fn retains_as_ghost(&self, victim: Slot) -> bool {
-        self.b1.contains(victim) || self.b2.contains(victim)
+        self.lists.list_of(victim).is_some()
     }
 
     #[inline]
@@ -178,12 +179,12 @@ impl EvictionPolicy for Arc {
             return self.replace(entries);
         }
         if self.t1_bytes + self.b1_bytes + req.size > self.capacity {
-            if !self.b1.is_empty() {
+            if !self.lists.is_empty(B1) {
                 self.drop_oldest_b1(entries);
                 self.replace(entries)
             } else {
                 // T1 alone fills the cache: evict its LRU without a ghost.
-                match self.t1.pop_back() {
+                match self.lists.pop_back(T1) {
                     Some(victim) => {
                         self.t1_bytes -= entries.size(victim);
                         Some(victim)
@@ -203,30 +204,23 @@ impl EvictionPolicy for Arc {
     fn on_insert(&mut self, slot: Slot, req: &Request, entries: &Entries) {
         let size = entries.size(slot);
         if self.ghost_hit_key == Some(req.key) {
-            self.t2.push_front(slot);
+            self.lists.push_front(T2, slot);
             self.t2_bytes += size;
             self.ghost_hit_key = None;
             self.last_hit_in_b2 = false;
         } else {
-            self.t1.push_front(slot);
+            self.lists.push_front(T1, slot);
             self.t1_bytes += size;
         }
     }
 
     fn on_remove(&mut self, slot: Slot, entries: &Entries) {
         let size = entries.size(slot);
-        if self.t1.contains(slot) {
-            self.t1.remove(slot);
-            self.t1_bytes -= size;
-        } else if self.t2.contains(slot) {
-            self.t2.remove(slot);
-            self.t2_bytes -= size;
-        } else if self.b1.contains(slot) {
-            self.b1.remove(slot);
-            self.b1_bytes -= size;
-        } else {
-            self.b2.remove(slot);
-            self.b2_bytes -= size;
+        match self.lists.remove(slot) {
+            T1 => self.t1_bytes -= size,
+            T2 => self.t2_bytes -= size,
+            B1 => self.b1_bytes -= size,
+            _ => self.b2_bytes -= size,
         }
     }
 }
