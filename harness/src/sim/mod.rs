@@ -660,13 +660,16 @@ pub fn can_stream(config: &SimConfig) -> bool {
 /// and the run; both agree exactly with what loading the trace and
 /// [`simulate`] give.
 ///
-/// The file is decoded once. The summary's counts come from the reader,
-/// and its unique keys and bytes from the requests that missed (a hit is
-/// never a key's first request, and misses keep trace order): the
-/// simulating thread hands them to a second thread, which counts them and,
-/// while none are waiting, hashes the file (blake3, the trace identity).
-/// A summary thread that decoded the file a second time cost as much CPU as
-/// an LRU run, which on a busy 2-core machine was most of the difference.
+/// The file is decoded once, by a thread of its own that hands batches of
+/// requests to the simulating thread (so the simulating thread only
+/// simulates: reading and decoding were about a tenth of its time). The
+/// summary's counts come from the reader, and its unique keys and bytes
+/// from the requests that missed (a hit is never a key's first request, and
+/// misses keep trace order): the simulating thread hands them to a third
+/// thread, which counts them and, while none are waiting, hashes the file
+/// (blake3, the trace identity). A summary thread that decoded the file a
+/// second time cost as much CPU as an LRU run, which on a busy 2-core
+/// machine was most of the difference.
 ///
 /// Handing dense ids from a decoding thread to a simulating one instead
 /// was measured slower: the dense index and ghosts over every key miss
@@ -697,12 +700,16 @@ pub fn simulate_streamed(
     let hasher = FileHasher::open(path)?;
     let (to_counter, from_simulation) = mpsc::sync_channel(MISS_MESSAGES_IN_FLIGHT);
     let (recycle, recycled) = mpsc::channel();
+    let (to_simulation, batches) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
+    let (return_batch, returned_batches) = mpsc::channel();
+    let (objects, limit) = (options.objects, options.limit.unwrap_or(u64::MAX));
     let (run, counted) = std::thread::scope(|s| {
         let counter = s.spawn(move || count_and_hash(&from_simulation, &recycle, hasher));
+        let reader = &mut reader;
+        s.spawn(move || decode_batches(reader, limit, objects, &to_simulation, &returned_batches));
         let started = Instant::now();
         let misses = MissSink { to_counter, recycled, buf: Vec::new(), len: 0 };
-        let stream =
-            Stream { reader: &mut reader, capacity, objects: options.objects, limit: options.limit, warmup, misses };
+        let stream = Stream { batches, return_batch, capacity, warmup, misses };
         let run = policy.visit(stream).map(|(stats, requests)| {
             (run_result(&job, config, &stats, None, started.elapsed().as_secs_f64()), requests)
         });
@@ -839,21 +846,62 @@ impl MissSink {
     }
 }
 
-/// One streamed run (see [`simulate_streamed`]), monomorphised like [`Replay`].
-struct Stream<'a> {
-    reader: &'a mut TraceReader,
-    capacity: u64,
+/// The decoding thread of [`simulate_streamed`]: reads up to `limit`
+/// requests into batches (the request model: frees dropped, sizes 1 for an
+/// object cache) and sends them, reusing the batches sent back. Stops at
+/// the end of the trace, at the reader's first error (sent on, after the
+/// batches before it), or when the simulation stops taking batches.
+fn decode_batches(
+    reader: &mut TraceReader,
+    limit: u64,
     objects: bool,
-    limit: Option<u64>,
+    to_simulation: &mpsc::SyncSender<TraceResult<EventBatch>>,
+    returned: &mpsc::Receiver<EventBatch>,
+) {
+    let mut requests = 0u64;
+    while requests < limit {
+        let mut batch = returned.try_recv().unwrap_or_default();
+        let max = usize::try_from(limit - requests).unwrap_or(usize::MAX).min(STREAM_BATCH);
+        if let Err(e) = reader.next_batch(&mut batch, max) {
+            let _ = to_simulation.send(Err(e));
+            return;
+        }
+        if batch.is_empty() {
+            return;
+        }
+        // The request model: frees are not events (the reader was opened
+        // without them) and every access is a read, as in `replay`.
+        batch.retain_requests();
+        if objects {
+            batch.sizes.fill(1);
+        }
+        requests += batch.len() as u64;
+        if to_simulation.send(Ok(batch)).is_err() {
+            return;
+        }
+    }
+}
+
+/// One streamed run (see [`simulate_streamed`]), monomorphised like [`Replay`].
+struct Stream {
+    /// Decoded batches, in trace order; closed at the end of the trace.
+    batches: mpsc::Receiver<TraceResult<EventBatch>>,
+    return_batch: mpsc::Sender<EventBatch>,
+    capacity: u64,
     warmup: u64,
     misses: MissSink,
 }
 
 /// Events decoded per batch while streaming: large enough to amortise the
-/// reads, small enough that a batch stays in L2 next to the cache's state.
+/// reads and the hand-over, small enough that a batch stays in L2 next to
+/// the cache's state.
 const STREAM_BATCH: usize = 8 * 1024;
 
-impl PolicyVisitor for Stream<'_> {
+/// Decoded batches that may wait for the simulating thread (bounds the
+/// memory the decoding thread runs ahead with).
+const BATCHES_IN_FLIGHT: usize = 4;
+
+impl PolicyVisitor for Stream {
     /// The counters, and the requests read (warm-up included).
     type Output = TraceResult<(CacheStats, u64)>;
 
@@ -862,21 +910,9 @@ impl PolicyVisitor for Stream<'_> {
         // and in cache, where dense ids would need a table of every key.
         let mut cache = Cache::with_index(CacheConfig::with_capacity(self.capacity), policy, HashIndex::default())
             .map_err(|e| Error::config(e.to_string()))?;
-        let limit = self.limit.unwrap_or(u64::MAX);
-        let mut batch = EventBatch::default();
         let (mut requests, mut before) = (0u64, CacheStats::default());
-        while requests < limit {
-            let max = usize::try_from(limit - requests).unwrap_or(usize::MAX).min(STREAM_BATCH);
-            self.reader.next_batch(&mut batch, max)?;
-            if batch.is_empty() {
-                break;
-            }
-            // The request model: frees are not events (the reader was opened
-            // without them) and every access is a read, as in `replay`.
-            batch.retain_requests();
-            if self.objects {
-                batch.sizes.fill(1);
-            }
+        for batch in &self.batches {
+            let batch = batch?;
             self.misses.reserve(batch.len());
             let (misses, mut len) = (&mut self.misses.buf[..], self.misses.len);
             for (&key, &size) in batch.keys.iter().zip(&batch.sizes) {
@@ -890,6 +926,8 @@ impl PolicyVisitor for Stream<'_> {
                 requests += 1;
             }
             self.misses.len = len;
+            // The decoding thread may have finished and stopped taking them.
+            let _ = self.return_batch.send(batch);
         }
         self.misses.finish();
         Ok((cache.stats().since(&before), requests))
