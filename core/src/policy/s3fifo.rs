@@ -32,8 +32,20 @@
 //! trimming is libCacheSim's (a `FIFO` cache of G bytes): an object larger
 //! than G leaves no ghost, any other drops the oldest ghosts until it fits
 //! and enters at the newest end; with G = 0 there are no ghosts at all.
+//!
+//! Every slot the policy holds is in exactly one of small, main and the
+//! ghost queue, so the three share one link vector ([`SlotLists`]): small's
+//! victim moves to main or the ghost queue, and "which queue is this slot
+//! in" is read, within one cache line. The access counters stay in a vector
+//! of their own, indexed by slot.
 
-use super::{Admission, Entries, EvictionPolicy, Request, Slot, SlotList};
+use super::lists::SlotLists;
+use super::{Admission, Entries, EvictionPolicy, Request, Slot};
+
+/// The three queues, numbered in one [`SlotLists`] (a slot is in one of them).
+const SMALL: usize = 0;
+const MAIN: usize = 1;
+const GHOST: usize = 2;
 
 /// S3-FIFO with libCacheSim's default parameters.
 #[derive(Debug, Default, Clone)]
@@ -41,13 +53,12 @@ pub struct S3Fifo {
     small_capacity: u64,
     main_capacity: u64,
     ghost_capacity: u64,
-    small: SlotList,
-    main: SlotList,
+    /// Small and main (resident slots) and the ghost queue (ghost slots),
+    /// each newest at the front, sharing their links.
+    lists: SlotLists<3>,
     small_bytes: u64,
     main_bytes: u64,
     freq: Vec<u32>,
-    /// Ghost slots, newest at the front.
-    ghost: SlotList,
     ghost_bytes: u64,
     /// Ghosts dropped from the ghost queue, for the container to free.
     dropped: Vec<Slot>,
@@ -68,19 +79,19 @@ impl S3Fifo {
 
     /// Whether a resident slot is in the main queue.
     pub fn in_main(&self, slot: Slot) -> bool {
-        self.main.contains(slot)
+        self.lists.list_of(slot) == Some(MAIN)
     }
 
     /// Whether `slot` is a ghost in the ghost queue. A ghost's key is not
     /// resident ([`crate::cache::Cache::contains`] says no); its slot comes
     /// from [`ghosts_newest_first`](Self::ghosts_newest_first).
     pub fn in_ghost(&self, slot: Slot) -> bool {
-        self.ghost.contains(slot)
+        self.lists.list_of(slot) == Some(GHOST)
     }
 
     /// Number of ghosts.
     pub fn ghost_len(&self) -> usize {
-        self.ghost.len()
+        self.lists.len(GHOST)
     }
 
     /// Bytes (capacity units) of the ghosts.
@@ -91,7 +102,7 @@ impl S3Fifo {
     /// The ghost slots from newest to oldest (O(n); for tests and reports:
     /// [`crate::cache::Cache::key_of`] names their keys).
     pub fn ghosts_newest_first(&self) -> impl Iterator<Item = Slot> + '_ {
-        self.ghost.iter_newest_first()
+        self.lists.iter_newest_first(GHOST)
     }
 
     /// The access counter of a resident slot.
@@ -101,13 +112,13 @@ impl S3Fifo {
 
     fn evict_main(&mut self, entries: &Entries) -> Option<Slot> {
         loop {
-            let oldest = self.main.back()?;
+            let oldest = self.lists.back(MAIN)?;
             let f = &mut self.freq[oldest as usize];
             if *f >= 1 {
                 *f = (*f).min(3) - 1;
-                self.main.move_to_front(oldest);
+                self.lists.move_to_front(MAIN, oldest);
             } else {
-                self.main.remove(oldest);
+                self.lists.remove(oldest);
                 self.main_bytes -= entries.size(oldest);
                 return Some(oldest);
             }
@@ -117,12 +128,12 @@ impl S3Fifo {
     /// Evicts from small, promoting hit objects to main; `None` when small
     /// drained without evicting anything.
     fn evict_small(&mut self, entries: &Entries) -> Option<Slot> {
-        while let Some(oldest) = self.small.pop_back() {
+        while let Some(oldest) = self.lists.pop_back(SMALL) {
             let size = entries.size(oldest);
             self.small_bytes -= size;
             if self.freq[oldest as usize] >= Self::MOVE_TO_MAIN_THRESHOLD {
                 self.freq[oldest as usize] = 0;
-                self.main.push_front(oldest);
+                self.lists.push_front(MAIN, oldest);
                 self.main_bytes += size;
             } else {
                 self.push_ghost(oldest, size, entries);
@@ -142,11 +153,11 @@ impl S3Fifo {
             return;
         }
         while self.ghost_bytes + size > self.ghost_capacity {
-            let Some(oldest) = self.ghost.pop_back() else { break };
+            let Some(oldest) = self.lists.pop_back(GHOST) else { break };
             self.ghost_bytes -= entries.size(oldest);
             self.dropped.push(oldest);
         }
-        self.ghost.push_front(victim);
+        self.lists.push_front(GHOST, victim);
         self.ghost_bytes += size;
     }
 }
@@ -167,7 +178,7 @@ impl EvictionPolicy for S3Fifo {
         // libCacheSim drops a ghost of the key on a hit in main. There is
         // none: the container maps a key to one slot, resident or ghost, so
         // a resident key never has a ghost and there is nothing to look up.
-        debug_assert!(!self.ghost.contains(slot), "resident slot linked in the ghost queue");
+        debug_assert!(self.lists.list_of(slot) != Some(GHOST), "resident slot linked in the ghost queue");
         let f = &mut self.freq[slot as usize];
         *f = f.saturating_add(1);
     }
@@ -181,14 +192,15 @@ impl EvictionPolicy for S3Fifo {
     }
 
     fn on_ghost_miss(&mut self, ghost: Slot, req: &Request, entries: &Entries) {
-        self.ghost.remove(ghost);
+        let list = self.lists.remove(ghost);
+        debug_assert_eq!(list, GHOST, "ghost slot not in the ghost queue");
         self.ghost_bytes -= entries.size(ghost);
         self.ghost_hit_key = Some(req.key);
     }
 
     #[inline]
     fn retains_as_ghost(&self, victim: Slot) -> bool {
-        self.ghost.contains(victim)
+        self.lists.list_of(victim) == Some(GHOST)
     }
 
     #[inline]
@@ -209,7 +221,7 @@ impl EvictionPolicy for S3Fifo {
     fn evict(&mut self, _req: &Request, entries: &Entries) -> Option<Slot> {
         self.has_evicted = true;
         loop {
-            if self.main_bytes > self.main_capacity || self.small.is_empty() {
+            if self.main_bytes > self.main_capacity || self.lists.is_empty(SMALL) {
                 return self.evict_main(entries);
             }
             if let Some(victim) = self.evict_small(entries) {
@@ -232,26 +244,21 @@ impl EvictionPolicy for S3Fifo {
             !self.has_evicted && self.small_bytes >= self.small_capacity
         };
         if to_main {
-            self.main.push_front(slot);
+            self.lists.push_front(MAIN, slot);
             self.main_bytes += size;
         } else {
-            self.small.push_front(slot);
+            self.lists.push_front(SMALL, slot);
             self.small_bytes += size;
         }
     }
 
     fn on_remove(&mut self, slot: Slot, entries: &Entries) {
         let size = entries.size(slot);
-        if self.small.contains(slot) {
-            self.small.remove(slot);
-            self.small_bytes -= size;
-        } else if self.main.contains(slot) {
-            self.main.remove(slot);
-            self.main_bytes -= size;
-        } else {
+        match self.lists.remove(slot) {
+            SMALL => self.small_bytes -= size,
+            MAIN => self.main_bytes -= size,
             // A ghost whose key is stored without a request.
-            self.ghost.remove(slot);
-            self.ghost_bytes -= size;
+            _ => self.ghost_bytes -= size,
         }
     }
 }

@@ -26,8 +26,18 @@
 //! is libCacheSim's (a `FIFO` cache of trunc(0.5 C) bytes): an object larger
 //! than Aout leaves no ghost, any other drops Aout's oldest ghosts until it
 //! fits and enters at the newest end.
+//!
+//! Every slot the policy holds is in exactly one of Ain, Am and Aout, so the
+//! three share one link vector ([`SlotLists`]): Ain's victim moves to Aout,
+//! and "which list is this slot in" is read, within one cache line.
 
-use super::{Admission, Entries, EvictionPolicy, Request, Slot, SlotList};
+use super::lists::SlotLists;
+use super::{Admission, Entries, EvictionPolicy, Request, Slot};
+
+/// The three lists, numbered in one [`SlotLists`] (a slot is in one of them).
+const AIN: usize = 0;
+const AM: usize = 1;
+const AOUT: usize = 2;
 
 /// 2Q with libCacheSim's default ratios (Ain 0.25, Aout 0.5).
 #[derive(Debug, Default, Clone)]
@@ -36,12 +46,11 @@ pub struct TwoQ {
     ain_quota: u64,
     am_capacity: u64,
     aout_capacity: u64,
-    ain: SlotList,
-    am: SlotList,
+    /// Ain (resident, FIFO: newest at the front), Am (resident, MRU at the
+    /// front) and Aout (ghost slots, newest at the front), sharing links.
+    lists: SlotLists<3>,
     ain_bytes: u64,
     am_bytes: u64,
-    /// Ghost slots, newest at the front.
-    aout: SlotList,
     aout_bytes: u64,
     /// Ghosts dropped from Aout, for the container to free.
     dropped: Vec<Slot>,
@@ -57,19 +66,19 @@ impl TwoQ {
 
     /// Whether a resident slot is in Am (promoted through a ghost hit).
     pub fn in_am(&self, slot: Slot) -> bool {
-        self.am.contains(slot)
+        self.lists.list_of(slot) == Some(AM)
     }
 
     /// Whether `slot` is a ghost in Aout. A ghost's key is not resident
     /// ([`crate::cache::Cache::contains`] says no); its slot comes from
     /// [`aout_newest_first`](Self::aout_newest_first).
     pub fn in_aout(&self, slot: Slot) -> bool {
-        self.aout.contains(slot)
+        self.lists.list_of(slot) == Some(AOUT)
     }
 
     /// Number of ghosts in Aout.
     pub fn aout_len(&self) -> usize {
-        self.aout.len()
+        self.lists.len(AOUT)
     }
 
     /// Bytes (capacity units) of the ghosts in Aout.
@@ -80,17 +89,17 @@ impl TwoQ {
     /// Aout's ghost slots from newest to oldest (O(n); for tests and
     /// reports: [`crate::cache::Cache::key_of`] names their keys).
     pub fn aout_newest_first(&self) -> impl Iterator<Item = Slot> + '_ {
-        self.aout.iter_newest_first()
+        self.lists.iter_newest_first(AOUT)
     }
 
     fn evict_am(&mut self, entries: &Entries) -> Option<Slot> {
-        let victim = self.am.pop_back()?;
+        let victim = self.lists.pop_back(AM)?;
         self.am_bytes -= entries.size(victim);
         Some(victim)
     }
 
     fn evict_ain(&mut self, entries: &Entries) -> Option<Slot> {
-        let victim = self.ain.pop_back()?;
+        let victim = self.lists.pop_back(AIN)?;
         let size = entries.size(victim);
         self.ain_bytes -= size;
         self.push_ghost(victim, size, entries);
@@ -106,11 +115,11 @@ impl TwoQ {
             return;
         }
         while self.aout_bytes + size > self.aout_capacity {
-            let Some(oldest) = self.aout.pop_back() else { break };
+            let Some(oldest) = self.lists.pop_back(AOUT) else { break };
             self.aout_bytes -= entries.size(oldest);
             self.dropped.push(oldest);
         }
-        self.aout.push_front(victim);
+        self.lists.push_front(AOUT, victim);
         self.aout_bytes += size;
     }
 }
@@ -129,12 +138,13 @@ impl EvictionPolicy for TwoQ {
 
     fn on_hit(&mut self, slot: Slot, _req: &Request, _entries: &Entries) {
         self.ghost_hit_key = None;
-        if !self.ain.contains(slot) {
+        let list = self.lists.list_of(slot);
+        if list != Some(AIN) {
             // libCacheSim looks in Aout before Am. A resident key has no
             // ghost: the container maps a key to one slot, resident or
             // ghost, so there is nothing to look up.
-            debug_assert!(!self.aout.contains(slot), "resident slot linked in Aout");
-            self.am.move_to_front(slot);
+            debug_assert_eq!(list, Some(AM), "resident slot not in Ain or Am");
+            self.lists.move_to_front(AM, slot);
         }
     }
 
@@ -147,14 +157,15 @@ impl EvictionPolicy for TwoQ {
     }
 
     fn on_ghost_miss(&mut self, ghost: Slot, req: &Request, entries: &Entries) {
-        self.aout.remove(ghost);
+        let list = self.lists.remove(ghost);
+        debug_assert_eq!(list, AOUT, "ghost slot not in Aout");
         self.aout_bytes -= entries.size(ghost);
         self.ghost_hit_key = Some(req.key);
     }
 
     #[inline]
     fn retains_as_ghost(&self, victim: Slot) -> bool {
-        self.aout.contains(victim)
+        self.lists.list_of(victim) == Some(AOUT)
     }
 
     #[inline]
@@ -167,7 +178,7 @@ impl EvictionPolicy for TwoQ {
     }
 
     fn wants_eviction(&self, req: &Request) -> bool {
-        self.ghost_hit_key == Some(req.key) && self.am_bytes + req.size > self.am_capacity && !self.am.is_empty()
+        self.ghost_hit_key == Some(req.key) && self.am_bytes + req.size > self.am_capacity && !self.lists.is_empty(AM)
     }
 
     fn evict(&mut self, req: &Request, entries: &Entries) -> Option<Slot> {
@@ -175,7 +186,7 @@ impl EvictionPolicy for TwoQ {
             // The cache has room; Am's own LRU makes room for a promoted object.
             return self.evict_am(entries).or_else(|| self.evict_ain(entries));
         }
-        if !self.am.is_empty() && self.ain_bytes <= self.ain_quota {
+        if !self.lists.is_empty(AM) && self.ain_bytes <= self.ain_quota {
             self.evict_am(entries)
         } else {
             self.evict_ain(entries).or_else(|| self.evict_am(entries))
@@ -186,26 +197,21 @@ impl EvictionPolicy for TwoQ {
         let size = entries.size(slot);
         if self.ghost_hit_key == Some(req.key) {
             self.ghost_hit_key = None;
-            self.am.push_front(slot);
+            self.lists.push_front(AM, slot);
             self.am_bytes += size;
         } else {
-            self.ain.push_front(slot);
+            self.lists.push_front(AIN, slot);
             self.ain_bytes += size;
         }
     }
 
     fn on_remove(&mut self, slot: Slot, entries: &Entries) {
         let size = entries.size(slot);
-        if self.ain.contains(slot) {
-            self.ain.remove(slot);
-            self.ain_bytes -= size;
-        } else if self.am.contains(slot) {
-            self.am.remove(slot);
-            self.am_bytes -= size;
-        } else {
+        match self.lists.remove(slot) {
+            AIN => self.ain_bytes -= size,
+            AM => self.am_bytes -= size,
             // A ghost whose key is stored without a request.
-            self.aout.remove(slot);
-            self.aout_bytes -= size;
+            _ => self.aout_bytes -= size,
         }
     }
 }
