@@ -698,18 +698,19 @@ pub fn simulate_streamed(
     let bytes = std::fs::metadata(path).map_err(|e| Error::io("stat", path, e))?.len();
     let mut reader = TraceReader::open(path, format, options.flatten(), false)?;
     let hasher = FileHasher::open(path)?;
-    let (to_counter, from_simulation) = mpsc::sync_channel(MISS_MESSAGES_IN_FLIGHT);
-    let (recycle, recycled) = mpsc::channel();
+    // Batches go round: decoding thread -> simulating thread -> counting
+    // thread -> decoding thread; miss bitmaps go back to the simulating one.
     let (to_simulation, batches) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
+    let (to_counter, from_simulation) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
     let (return_batch, returned_batches) = mpsc::channel();
+    let (return_bitmap, returned_bitmaps) = mpsc::channel();
     let (objects, limit) = (options.objects, options.limit.unwrap_or(u64::MAX));
     let (run, counted) = std::thread::scope(|s| {
-        let counter = s.spawn(move || count_and_hash(&from_simulation, &recycle, hasher));
+        let counter = s.spawn(move || count_and_hash(&from_simulation, &return_batch, &return_bitmap, hasher));
         let reader = &mut reader;
         s.spawn(move || decode_batches(reader, limit, objects, &to_simulation, &returned_batches));
         let started = Instant::now();
-        let misses = MissSink { to_counter, recycled, buf: Vec::new(), len: 0 };
-        let stream = Stream { batches, return_batch, capacity, warmup, misses };
+        let stream = Stream { batches, to_counter, returned_bitmaps, capacity, warmup };
         let run = policy.visit(stream).map(|(stats, requests)| {
             (run_result(&job, config, &stats, None, started.elapsed().as_secs_f64()), requests)
         });
@@ -747,34 +748,29 @@ pub fn simulate_streamed(
 /// What the simulating thread of [`simulate_streamed`] tells the counting
 /// thread.
 enum ToCounter {
-    /// The first `.1` pairs are (key, size) of requests that missed, in
-    /// trace order; the buffer goes back for reuse.
-    Misses(Vec<(u64, u64)>, usize),
+    /// A simulated batch and its miss bitmap (bit `i` of word `i / 64`: the
+    /// batch's request `i` missed). The batch goes on to the decoding thread
+    /// for reuse, the bitmap back to the simulating one.
+    Misses(EventBatch, Vec<u64>),
     /// The trace is read to its end (or limit): finish hashing and report.
     /// A channel closed without it means the simulation failed.
     Done,
 }
 
-/// Miss messages that may wait for the counting thread before the
-/// simulating one waits in turn (bounds the memory they hold).
-const MISS_MESSAGES_IN_FLIGHT: usize = 64;
-
-/// Misses sent at a time: several batches' worth, so the counting thread is
-/// woken a few hundred times per 10M requests rather than once per batch.
-const MISS_MESSAGE: usize = 4 * STREAM_BATCH;
-
 /// The counting thread of [`simulate_streamed`]: unique keys and bytes of
-/// the misses it is sent (see [`UniqueKeys::totals`]), and the file's blake3, hashed a chunk at a time
-/// whenever no misses wait (so the simulating thread never waits on a full
-/// channel while this one hashes).
+/// the requests that missed (see [`UniqueKeys::totals`]), and the file's
+/// blake3, hashed a chunk at a time whenever no batch waits (so the
+/// simulating thread never waits on a full channel while this one hashes).
 fn count_and_hash(
     from_simulation: &mpsc::Receiver<ToCounter>,
-    recycle: &mpsc::Sender<Vec<(u64, u64)>>,
+    return_batch: &mpsc::Sender<EventBatch>,
+    return_bitmap: &mpsc::Sender<Vec<u64>>,
     mut hasher: FileHasher,
 ) -> TraceResult<((u64, u64), String)> {
     let mut unique = UniqueKeys::default();
+    let mut missed = Vec::new();
     // Ok(true) once hashed; a read error is kept until the end, and the
-    // misses are still drained so the simulation never blocks.
+    // batches are still drained so the simulation never blocks.
     let mut hashed: TraceResult<bool> = Ok(false);
     loop {
         let message = match from_simulation.try_recv() {
@@ -792,10 +788,20 @@ fn count_and_hash(
             }
         };
         match message {
-            ToCounter::Misses(buf, len) => {
-                unique.add(&buf[..len]);
-                // The simulation may have finished and stopped taking buffers.
-                let _ = recycle.send(buf);
+            ToCounter::Misses(batch, bitmap) => {
+                missed.clear();
+                for (w, &word) in bitmap.iter().enumerate() {
+                    let mut bits = word;
+                    while bits != 0 {
+                        let i = w * 64 + bits.trailing_zeros() as usize;
+                        missed.push((batch.keys[i], batch.sizes[i]));
+                        bits &= bits - 1;
+                    }
+                }
+                unique.add(&missed);
+                // Either thread may have finished and stopped taking them.
+                let _ = return_batch.send(batch);
+                let _ = return_bitmap.send(bitmap);
             }
             ToCounter::Done => {
                 while matches!(hashed, Ok(false)) {
@@ -805,44 +811,6 @@ fn count_and_hash(
                 return hashed.map(|_| (totals, hasher.finish()));
             }
         }
-    }
-}
-
-/// The simulating side of the miss channel: collects misses into a buffer
-/// and sends it when another batch might not fit.
-struct MissSink {
-    to_counter: mpsc::SyncSender<ToCounter>,
-    recycled: mpsc::Receiver<Vec<(u64, u64)>>,
-    buf: Vec<(u64, u64)>,
-    len: usize,
-}
-
-impl MissSink {
-    /// Room for `n` more requests, sending what is held first if needed.
-    fn reserve(&mut self, n: usize) {
-        if self.len + n > self.buf.len() {
-            self.send();
-            if self.buf.len() < n {
-                self.buf.resize(n.max(MISS_MESSAGE), (0, 0));
-            }
-        }
-    }
-
-    fn send(&mut self) {
-        if self.len > 0 {
-            let fresh = self.recycled.try_recv().unwrap_or_else(|_| vec![(0, 0); MISS_MESSAGE]);
-            let full = std::mem::replace(&mut self.buf, fresh);
-            // A closed channel means the counting thread panicked; joining it
-            // reports that.
-            let _ = self.to_counter.send(ToCounter::Misses(full, self.len));
-            self.len = 0;
-        }
-    }
-
-    /// Sends what is held and the end of the trace.
-    fn finish(mut self) {
-        self.send();
-        let _ = self.to_counter.send(ToCounter::Done);
     }
 }
 
@@ -886,10 +854,10 @@ fn decode_batches(
 struct Stream {
     /// Decoded batches, in trace order; closed at the end of the trace.
     batches: mpsc::Receiver<TraceResult<EventBatch>>,
-    return_batch: mpsc::Sender<EventBatch>,
+    to_counter: mpsc::SyncSender<ToCounter>,
+    returned_bitmaps: mpsc::Receiver<Vec<u64>>,
     capacity: u64,
     warmup: u64,
-    misses: MissSink,
 }
 
 /// Events decoded per batch while streaming: large enough to amortise the
@@ -897,15 +865,15 @@ struct Stream {
 /// the cache's state.
 const STREAM_BATCH: usize = 8 * 1024;
 
-/// Decoded batches that may wait for the simulating thread (bounds the
-/// memory the decoding thread runs ahead with).
-const BATCHES_IN_FLIGHT: usize = 4;
+/// Batches that may wait for the simulating thread, and for the counting
+/// thread (bounds the memory each runs ahead with).
+const BATCHES_IN_FLIGHT: usize = 8;
 
 impl PolicyVisitor for Stream {
     /// The counters, and the requests read (warm-up included).
     type Output = TraceResult<(CacheStats, u64)>;
 
-    fn visit<P: EvictionPolicy + 'static>(mut self, policy: P) -> Self::Output {
+    fn visit<P: EvictionPolicy + 'static>(self, policy: P) -> Self::Output {
         // Raw keys: the index holds only resident keys, so it stays small
         // and in cache, where dense ids would need a table of every key.
         let mut cache = Cache::with_index(CacheConfig::with_capacity(self.capacity), policy, HashIndex::default())
@@ -913,23 +881,22 @@ impl PolicyVisitor for Stream {
         let (mut requests, mut before) = (0u64, CacheStats::default());
         for batch in &self.batches {
             let batch = batch?;
-            self.misses.reserve(batch.len());
-            let (misses, mut len) = (&mut self.misses.buf[..], self.misses.len);
-            for (&key, &size) in batch.keys.iter().zip(&batch.sizes) {
+            let mut bitmap = self.returned_bitmaps.try_recv().unwrap_or_default();
+            bitmap.clear();
+            bitmap.resize(batch.len().div_ceil(64), 0);
+            for (i, (&key, &size)) in batch.keys.iter().zip(&batch.sizes).enumerate() {
                 if requests == self.warmup && self.warmup > 0 {
                     before = cache.stats();
                 }
                 let outcome = cache.access(&Request { key, size, next_access: Request::NEVER, access: Access::Read });
-                // Without a branch: written always, kept on a miss.
-                misses[len] = (key, size);
-                len += usize::from(!outcome.is_hit());
+                bitmap[i / 64] |= u64::from(!outcome.is_hit()) << (i % 64);
                 requests += 1;
             }
-            self.misses.len = len;
-            // The decoding thread may have finished and stopped taking them.
-            let _ = self.return_batch.send(batch);
+            // A closed channel means the counting thread failed; joining it
+            // reports that.
+            let _ = self.to_counter.send(ToCounter::Misses(batch, bitmap));
         }
-        self.misses.finish();
+        let _ = self.to_counter.send(ToCounter::Done);
         Ok((cache.stats().since(&before), requests))
     }
 }
