@@ -1,10 +1,14 @@
 //! A key-indexed FIFO of ghost entries (key, size) with byte accounting.
 //!
-//! ARC's B1/B2, 2Q's Aout and S3-FIFO's ghost queue remember recently
-//! evicted keys without their data: each is a FIFO of `(key, size)` that is
-//! searched by key on a miss and trimmed from the oldest end. Ghosts are
-//! only ever added at the newest end, so a FIFO with removal by key is all
-//! these policies need.
+//! A policy that remembers recently evicted keys without their data keeps a
+//! FIFO of `(key, size)` that is searched by key on a miss and trimmed from
+//! the oldest end. Ghosts are only ever added at the newest end, so a FIFO
+//! with removal by key is all such a policy needs. ARC, 2Q and S3-FIFO keep
+//! their ghosts in the container instead
+//! ([`EvictionPolicy::keeps_ghosts`](super::EvictionPolicy::keeps_ghosts):
+//! one key lookup for resident and ghost keys alike); LIRS and GPU-cost
+//! still keep theirs here (not converted: neither is in the benchmark
+//! against libCacheSim, and LIRS's non-resident keys also sit in its stack).
 //!
 //! Layout, chosen for the simulator, where ghost lookups are a large share
 //! of the time of the policies with ghosts:
