@@ -208,6 +208,15 @@ fn concurrent_scrapes_of_a_live_run_all_succeed() {
     let f = fixture(Default::default());
     let addr = f.server.local_addr();
     let (stop, feeder) = common::feed_in_background(f.live.clone(), Duration::from_millis(5));
+    // The run is live once its first snapshot is published; until then the
+    // exposition rightly has no cache series (this wait was missing, and a
+    // scrape that beat the feeder's first step failed the test on a slow CI
+    // machine).
+    common::poll("the first published snapshot", Duration::from_secs(10), Duration::from_millis(5), |last| {
+        let r = get(addr, "/metrics");
+        *last = format!("status {}", r.status);
+        r.text().contains("cachescope_requests_total").then_some(())
+    });
     let clients: Vec<_> = (0..16)
         .map(|_| {
             std::thread::spawn(move || {
