@@ -32,15 +32,15 @@ use std::time::Instant;
 
 use std::path::Path;
 
-use cachescope_core::cache::{Cache, CacheConfig, DenseIndex, HashIndex, KeyIndex, Outcome};
+use cachescope_core::cache::{Cache, CacheConfig, DenseIndex, KeyIndex, Outcome};
 use cachescope_core::policy::{Access, EvictionPolicy, PolicyKind, PolicyVisitor, Request};
 use cachescope_core::stats::CacheStats;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result as TraceResult};
 use crate::trace::{
-    Columns, DecodedTrace, EventBatch, EventSource, FileHasher, LoadOptions, TraceFormat, TraceIdentity, TraceReader,
-    UniqueKeys,
+    Columns, DecodedTrace, EventBatch, EventSource, FileHasher, LoadOptions, SharedHasher, StreamIds, TraceFormat,
+    TraceIdentity, TraceReader,
 };
 
 /// How a capacity is given on the command line.
@@ -654,26 +654,26 @@ pub fn can_stream(config: &SimConfig) -> bool {
 }
 
 /// Runs the single run of `config` (see [`can_stream`]) straight from the
-/// file: no decoded copy, no dense ids; the requests go to the cache batch
-/// by batch as they are decoded. Returns a summary of the trace (a
-/// [`DecodedTrace`] whose columns are empty, as from [`Columns::SUMMARY`])
-/// and the run; both agree exactly with what loading the trace and
-/// [`simulate`] give.
+/// file: no decoded copy; the requests go to the cache batch by batch as
+/// they are decoded. Returns a summary of the trace (a [`DecodedTrace`]
+/// whose columns are empty, as from [`Columns::SUMMARY`]) and the run; both
+/// agree exactly with what loading the trace and [`simulate`] give.
 ///
-/// The file is decoded once, by a thread of its own that hands batches of
-/// requests to the simulating thread (so the simulating thread only
-/// simulates: reading and decoding were about a tenth of its time). The
-/// summary's counts come from the reader, and its unique keys and bytes
-/// from the requests that missed (a hit is never a key's first request, and
-/// misses keep trace order): the simulating thread hands them to a third
-/// thread, which counts them and, while none are waiting, hashes the file
-/// (blake3, the trace identity). A summary thread that decoded the file a
-/// second time cost as much CPU as an LRU run, which on a busy 2-core
-/// machine was most of the difference.
+/// Two threads. The decoding thread reads batches, numbers their keys
+/// (dense ids in order of first request, [`StreamIds`], which also counts
+/// the summary's unique keys and bytes) and hands them over; the
+/// simulating thread only simulates, over a [`DenseIndex`] warmed a group
+/// ahead as in `replay`. The file's blake3 (the trace identity) is hashed
+/// a chunk at a time by whichever thread would otherwise wait
+/// ([`SharedHasher`]).
 ///
-/// Handing dense ids from a decoding thread to a simulating one instead
-/// was measured slower: the dense index and ghosts over every key miss
-/// the CPU caches more than a hash index over the resident keys.
+/// Measured on ARC at 1% of a 10M-request Zipf trace (paired runs, AMD
+/// EPYC 2 vCPU): numbering in the decoding thread and a dense index in the
+/// simulating one took 0.79x the time of raw keys in a hash index (LRU
+/// 0.85x, SIEVE 0.93x): the simulating thread's two hash probes per miss
+/// were most of its time, and a dense index is one load the warming
+/// overlaps. (On the Intel VM of an earlier session, before ghosts moved
+/// into the container and without warming, dense ids had measured slower.)
 ///
 /// # Errors
 /// `config` cannot stream, or the trace cannot be read (the reader's error,
@@ -697,28 +697,27 @@ pub fn simulate_streamed(
     };
     let bytes = std::fs::metadata(path).map_err(|e| Error::io("stat", path, e))?.len();
     let mut reader = TraceReader::open(path, format, options.flatten(), false)?;
-    let hasher = FileHasher::open(path)?;
-    // Batches go round: decoding thread -> simulating thread -> counting
-    // thread -> decoding thread; miss bitmaps go back to the simulating one.
+    let hasher = SharedHasher::new(FileHasher::open(path)?);
+    // Batches go round: decoding thread -> simulating thread -> decoding
+    // thread.
     let (to_simulation, batches) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
-    let (to_counter, from_simulation) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
     let (return_batch, returned_batches) = mpsc::channel();
-    let (return_bitmap, returned_bitmaps) = mpsc::channel();
     let (objects, limit) = (options.objects, options.limit.unwrap_or(u64::MAX));
-    let (run, counted) = std::thread::scope(|s| {
-        let counter = s.spawn(move || count_and_hash(&from_simulation, &return_batch, &return_bitmap, hasher));
+    let (run, decoded) = std::thread::scope(|s| {
         let reader = &mut reader;
-        s.spawn(move || decode_batches(reader, limit, objects, &to_simulation, &returned_batches));
+        let hasher = &hasher;
+        let decoder = s.spawn(move || decode_batches(reader, limit, objects, to_simulation, &returned_batches, hasher));
         let started = Instant::now();
-        let stream = Stream { batches, to_counter, returned_bitmaps, capacity, warmup };
+        let stream = Stream { batches, return_batch, hasher, capacity, warmup };
         let run = policy.visit(stream).map(|(stats, requests)| {
             (run_result(&job, config, &stats, None, started.elapsed().as_secs_f64()), requests)
         });
-        let counted = counter.join().unwrap_or_else(|_| Err(Error::config("the counting thread panicked")));
-        (run, counted)
+        let decoded = decoder.join().unwrap_or_else(|_| Err(Error::config("the decoding thread panicked")));
+        (run, decoded)
     });
     let (run, requests) = run?;
-    let ((unique_keys, unique_bytes), blake3) = counted?;
+    let (unique_keys, unique_bytes) = decoded?;
+    let blake3 = hasher.finish()?;
     let identity = TraceIdentity {
         path: path.to_owned(),
         format: reader.format(),
@@ -745,117 +744,76 @@ pub fn simulate_streamed(
     Ok((summary, run))
 }
 
-/// What the simulating thread of [`simulate_streamed`] tells the counting
-/// thread.
-enum ToCounter {
-    /// A simulated batch and its miss bitmap (bit `i` of word `i / 64`: the
-    /// batch's request `i` missed). The batch goes on to the decoding thread
-    /// for reuse, the bitmap back to the simulating one.
-    Misses(EventBatch, Vec<u64>),
-    /// The trace is read to its end (or limit): finish hashing and report.
-    /// A channel closed without it means the simulation failed.
-    Done,
-}
-
-/// The counting thread of [`simulate_streamed`]: unique keys and bytes of
-/// the requests that missed (see [`UniqueKeys::totals`]), and the file's
-/// blake3, hashed a chunk at a time whenever no batch waits (so the
-/// simulating thread never waits on a full channel while this one hashes).
-fn count_and_hash(
-    from_simulation: &mpsc::Receiver<ToCounter>,
-    return_batch: &mpsc::Sender<EventBatch>,
-    return_bitmap: &mpsc::Sender<Vec<u64>>,
-    mut hasher: FileHasher,
-) -> TraceResult<((u64, u64), String)> {
-    let mut unique = UniqueKeys::default();
-    let mut missed = Vec::new();
-    // Ok(true) once hashed; a read error is kept until the end, and the
-    // batches are still drained so the simulation never blocks.
-    let mut hashed: TraceResult<bool> = Ok(false);
-    loop {
-        let message = match from_simulation.try_recv() {
-            Ok(m) => m,
-            Err(mpsc::TryRecvError::Empty) if matches!(hashed, Ok(false)) => {
-                hashed = hasher.step();
-                continue;
-            }
-            Err(mpsc::TryRecvError::Empty) => match from_simulation.recv() {
-                Ok(m) => m,
-                Err(mpsc::RecvError) => return Err(Error::config("the simulation stopped before the end")),
-            },
-            Err(mpsc::TryRecvError::Disconnected) => {
-                return Err(Error::config("the simulation stopped before the end"));
-            }
-        };
-        match message {
-            ToCounter::Misses(batch, bitmap) => {
-                missed.clear();
-                for (w, &word) in bitmap.iter().enumerate() {
-                    let mut bits = word;
-                    while bits != 0 {
-                        let i = w * 64 + bits.trailing_zeros() as usize;
-                        missed.push((batch.keys[i], batch.sizes[i]));
-                        bits &= bits - 1;
-                    }
-                }
-                unique.add(&missed);
-                // Either thread may have finished and stopped taking them.
-                let _ = return_batch.send(batch);
-                let _ = return_bitmap.send(bitmap);
-            }
-            ToCounter::Done => {
-                while matches!(hashed, Ok(false)) {
-                    hashed = hasher.step();
-                }
-                let totals = unique.totals();
-                return hashed.map(|_| (totals, hasher.finish()));
-            }
-        }
-    }
-}
-
 /// The decoding thread of [`simulate_streamed`]: reads up to `limit`
 /// requests into batches (the request model: frees dropped, sizes 1 for an
-/// object cache) and sends them, reusing the batches sent back. Stops at
-/// the end of the trace, at the reader's first error (sent on, after the
-/// batches before it), or when the simulation stops taking batches.
+/// object cache), numbers their keys ([`StreamIds`]) and sends them,
+/// reusing the batches sent back; whenever the simulating thread has all
+/// the batches it may hold, it helps hash the file. Stops at the end of
+/// the trace, at the reader's first error (sent on, after the batches
+/// before it), or when the simulation stops taking batches. Returns the
+/// unique keys and bytes.
 fn decode_batches(
     reader: &mut TraceReader,
     limit: u64,
     objects: bool,
-    to_simulation: &mpsc::SyncSender<TraceResult<EventBatch>>,
+    to_simulation: mpsc::SyncSender<TraceResult<EventBatch>>,
     returned: &mpsc::Receiver<EventBatch>,
-) {
+    hasher: &SharedHasher,
+) -> TraceResult<(u64, u64)> {
+    let mut ids = StreamIds::default();
     let mut requests = 0u64;
     while requests < limit {
         let mut batch = returned.try_recv().unwrap_or_default();
         let max = usize::try_from(limit - requests).unwrap_or(usize::MAX).min(STREAM_BATCH);
-        if let Err(e) = reader.next_batch(&mut batch, max) {
-            let _ = to_simulation.send(Err(e));
-            return;
+        let decoded = reader.next_batch(&mut batch, max).and_then(|()| {
+            // The request model: frees are not events (the reader was
+            // opened without them) and every access is a read, as in
+            // `replay`.
+            batch.retain_requests();
+            if objects {
+                batch.sizes.fill(1);
+            }
+            ids.number(&mut batch)
+        });
+        let message = match decoded {
+            Ok(()) if batch.is_empty() => break,
+            Ok(()) => {
+                requests += batch.len() as u64;
+                Ok(batch)
+            }
+            Err(e) => Err(e),
+        };
+        let failed = message.is_err();
+        let mut message = Some(message);
+        while let Some(m) = message.take() {
+            match to_simulation.try_send(m) {
+                Ok(()) => {}
+                Err(mpsc::TrySendError::Full(m)) if hasher.help() => message = Some(m),
+                Err(mpsc::TrySendError::Full(m)) => {
+                    if to_simulation.send(m).is_err() {
+                        return Err(Error::config("the simulation stopped before the end"));
+                    }
+                }
+                Err(mpsc::TrySendError::Disconnected(_)) => {
+                    return Err(Error::config("the simulation stopped before the end"));
+                }
+            }
         }
-        if batch.is_empty() {
-            return;
-        }
-        // The request model: frees are not events (the reader was opened
-        // without them) and every access is a read, as in `replay`.
-        batch.retain_requests();
-        if objects {
-            batch.sizes.fill(1);
-        }
-        requests += batch.len() as u64;
-        if to_simulation.send(Ok(batch)).is_err() {
-            return;
+        if failed {
+            break;
         }
     }
+    Ok(ids.totals())
 }
 
 /// One streamed run (see [`simulate_streamed`]), monomorphised like [`Replay`].
-struct Stream {
-    /// Decoded batches, in trace order; closed at the end of the trace.
+struct Stream<'a> {
+    /// Decoded batches with dense ids, in trace order; closed at the end of
+    /// the trace.
     batches: mpsc::Receiver<TraceResult<EventBatch>>,
-    to_counter: mpsc::SyncSender<ToCounter>,
-    returned_bitmaps: mpsc::Receiver<Vec<u64>>,
+    return_batch: mpsc::Sender<EventBatch>,
+    /// Helped whenever no batch waits.
+    hasher: &'a SharedHasher,
     capacity: u64,
     warmup: u64,
 }
@@ -865,38 +823,49 @@ struct Stream {
 /// the cache's state.
 const STREAM_BATCH: usize = 8 * 1024;
 
-/// Batches that may wait for the simulating thread, and for the counting
-/// thread (bounds the memory each runs ahead with).
+/// Batches that may wait for the simulating thread (bounds the memory the
+/// decoding thread runs ahead with).
 const BATCHES_IN_FLIGHT: usize = 8;
 
-impl PolicyVisitor for Stream {
+impl PolicyVisitor for Stream<'_> {
     /// The counters, and the requests read (warm-up included).
     type Output = TraceResult<(CacheStats, u64)>;
 
     fn visit<P: EvictionPolicy + 'static>(self, policy: P) -> Self::Output {
-        // Raw keys: the index holds only resident keys, so it stays small
-        // and in cache, where dense ids would need a table of every key.
-        let mut cache = Cache::with_index(CacheConfig::with_capacity(self.capacity), policy, HashIndex::default())
+        // Dense ids, numbered by the decoding thread in order of first
+        // request (so the hot keys of a skewed trace have low ids); the
+        // index grows with them, and is warmed a group ahead as in `replay`.
+        let mut cache = Cache::with_index(CacheConfig::with_capacity(self.capacity), policy, DenseIndex::default())
             .map_err(|e| Error::config(e.to_string()))?;
         let (mut requests, mut before) = (0u64, CacheStats::default());
-        for batch in &self.batches {
-            let batch = batch?;
-            let mut bitmap = self.returned_bitmaps.try_recv().unwrap_or_default();
-            bitmap.clear();
-            bitmap.resize(batch.len().div_ceil(64), 0);
-            for (i, (&key, &size)) in batch.keys.iter().zip(&batch.sizes).enumerate() {
-                if requests == self.warmup && self.warmup > 0 {
-                    before = cache.stats();
+        loop {
+            let batch = match self.batches.try_recv() {
+                Ok(batch) => batch?,
+                Err(mpsc::TryRecvError::Empty) if self.hasher.help() => continue,
+                Err(mpsc::TryRecvError::Empty) => match self.batches.recv() {
+                    Ok(batch) => batch?,
+                    Err(mpsc::RecvError) => break,
+                },
+                Err(mpsc::TryRecvError::Disconnected) => break,
+            };
+            let (mut id_groups, mut size_groups) = (batch.keys.chunks(WARM_GROUP), batch.sizes.chunks(WARM_GROUP));
+            let mut next = id_groups.next();
+            while let (Some(group), Some(group_sizes)) = (next, size_groups.next()) {
+                next = id_groups.next();
+                if let Some(coming) = next {
+                    std::hint::black_box(coming.iter().fold(0, |acc, &id| acc ^ cache.warm(id)));
                 }
-                let outcome = cache.access(&Request { key, size, next_access: Request::NEVER, access: Access::Read });
-                bitmap[i / 64] |= u64::from(!outcome.is_hit()) << (i % 64);
-                requests += 1;
+                for (&key, &size) in group.iter().zip(group_sizes) {
+                    if requests == self.warmup && self.warmup > 0 {
+                        before = cache.stats();
+                    }
+                    cache.access(&Request { key, size, next_access: Request::NEVER, access: Access::Read });
+                    requests += 1;
+                }
             }
-            // A closed channel means the counting thread failed; joining it
-            // reports that.
-            let _ = self.to_counter.send(ToCounter::Misses(batch, bitmap));
+            // The decoding thread may have stopped taking them back.
+            let _ = self.return_batch.send(batch);
         }
-        let _ = self.to_counter.send(ToCounter::Done);
         Ok((cache.stats().since(&before), requests))
     }
 }
@@ -973,7 +942,7 @@ mod tests {
     }
 
     /// A streamed run of a damaged file fails with the reader's error,
-    /// naming the file and the record, whatever the counting thread does.
+    /// naming the file and the record, whatever the hashing does.
     #[test]
     fn streamed_truncated_file_names_the_record() {
         let dir = tempfile::tempdir().unwrap();

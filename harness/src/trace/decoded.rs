@@ -479,82 +479,47 @@ impl KeyTable for KeySet {
     }
 }
 
-/// Counts a trace's distinct keys and its unique bytes (the size of each
-/// key's first request) from requests handed over in order, batch by batch:
-/// what a summary load computes, for a caller that decodes the trace itself
-/// (the streamed simulation hands over its misses: a hit is never a key's
-/// first request).
-///
-/// Requests wait in [`PARTITIONS`] buffers by the top bits of their key's
-/// hash, which are also the top bits of its bucket, and a full buffer goes
-/// into the set at once: its lookups then fall in one small region of the
-/// table (64 KiB of a 16 MiB table), which the CPU caches and TLB hold,
-/// where lookups in arrival order each miss both. A key always lands in the
-/// same buffer, and a buffer keeps arrival order, so each key's first
-/// request is still the first the set sees.
+/// Numbers the keys of a request stream batch by batch, in place (key ->
+/// dense id, in order of first request), and counts what a summary load
+/// reports: distinct keys and unique bytes (the size of each key's first
+/// request). The streamed simulation's decoding thread runs it, so the
+/// simulating thread indexes its cache by dense id (one warmed load per
+/// lookup) and never hashes a key.
 #[derive(Debug, Clone)]
-pub struct UniqueKeys {
-    set: KeySet,
-    bytes: u64,
-    pending: Vec<Vec<(u64, u64)>>,
+pub(crate) struct StreamIds {
+    ids: DenseIds,
+    unique_bytes: u64,
 }
 
-/// Partitions of [`UniqueKeys`] (a power of two; the set never has fewer
-/// buckets).
-const PARTITIONS: usize = 256;
-
-/// Requests a [`UniqueKeys`] partition holds before they go into the set.
-const PARTITION_FLUSH: usize = 1024;
-
-impl Default for UniqueKeys {
+impl Default for StreamIds {
     fn default() -> Self {
-        UniqueKeys {
-            set: KeySet::with_capacity(1 << 16),
-            bytes: 0,
-            pending: (0..PARTITIONS).map(|_| Vec::with_capacity(PARTITION_FLUSH)).collect(),
-        }
+        StreamIds { ids: DenseIds::with_capacity(1 << 16), unique_bytes: 0 }
     }
 }
 
-impl UniqueKeys {
-    /// Adds requests, in trace order, as (key, size) pairs.
-    pub fn add(&mut self, requests: &[(u64, u64)]) {
-        const SHIFT: u32 = 64 - PARTITIONS.trailing_zeros();
-        for &(key, size) in requests {
-            let p = (key_hash(key) >> SHIFT) as usize;
-            let pending = &mut self.pending[p];
-            pending.push((key, size));
-            if pending.len() == PARTITION_FLUSH {
-                self.flush(p);
+impl StreamIds {
+    /// Replaces the keys of `batch` (requests only) with their dense ids.
+    ///
+    /// # Errors
+    /// More than 2^32 - 1 distinct keys.
+    pub(crate) fn number(&mut self, batch: &mut EventBatch) -> Result<()> {
+        debug_assert!(batch.is_free.iter().all(|&f| !f), "frees are not numbered");
+        for (group_keys, group_sizes) in batch.keys.chunks_mut(TOUCH_GROUP).zip(batch.sizes.chunks(TOUCH_GROUP)) {
+            self.ids.touch(group_keys);
+            for (key, &size) in group_keys.iter_mut().zip(group_sizes) {
+                let (id, new) = self.ids.get_or_insert(*key)?;
+                if new {
+                    self.unique_bytes += size;
+                }
+                *key = u64::from(id);
             }
         }
+        Ok(())
     }
 
-    fn flush(&mut self, p: usize) {
-        let mut pending = std::mem::take(&mut self.pending[p]);
-        // As in `decode`: load a group's buckets in independent loads, then
-        // look the keys up from cache.
-        let mut acc = 0u64;
-        for &(key, _) in &pending {
-            acc ^= self.set.slots[self.set.bucket(key)];
-        }
-        std::hint::black_box(acc);
-        for &(key, size) in &pending {
-            // A set never fails (the 2^32 limit is the dense ids').
-            if let Ok((_, true)) = self.set.get_or_insert(key) {
-                self.bytes += size;
-            }
-        }
-        pending.clear();
-        self.pending[p] = pending;
-    }
-
-    /// Distinct keys and unique bytes of everything added.
-    pub fn totals(mut self) -> (u64, u64) {
-        for p in 0..PARTITIONS {
-            self.flush(p);
-        }
-        (self.set.len as u64, self.bytes)
+    /// Distinct keys and unique bytes so far.
+    pub(crate) fn totals(&self) -> (u64, u64) {
+        (self.ids.len() as u64, self.unique_bytes)
     }
 }
 
@@ -703,15 +668,16 @@ mod tests {
         assert_eq!(ids, vec![3, 0, 2, 0, 1, 2, 1, 0, 1]);
     }
 
-    /// `UniqueKeys` agrees with a textbook count (first size per key),
-    /// across partition flushes, table growth and the key that marks empty
-    /// slots.
+    /// `StreamIds` numbers keys in order of first request and agrees with
+    /// a textbook count (first size per key), across batches, table growth
+    /// and the extreme keys.
     #[test]
-    fn unique_keys_count_first_sizes() {
-        let mut unique = UniqueKeys::default();
-        let mut want = std::collections::HashMap::new();
+    fn stream_ids_number_keys_and_count_first_sizes() {
+        let mut ids = StreamIds::default();
+        let mut want: std::collections::HashMap<u64, (u64, u64)> = std::collections::HashMap::new();
         let mut x = 1u64;
-        let mut requests = Vec::new();
+        let mut batch = EventBatch::default();
+        let mut expected_ids = Vec::new();
         for i in 0..600_000u64 {
             x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let key = match i % 1000 {
@@ -720,15 +686,20 @@ mod tests {
                 _ => (x >> 44).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 1,
             };
             let size = 1 + (x >> 20) % 100;
-            want.entry(key).or_insert(size);
-            requests.push((key, size));
-            if requests.len() == 777 {
-                unique.add(&requests);
-                requests.clear();
+            let next_id = want.len() as u64;
+            let (id, _) = *want.entry(key).or_insert((next_id, size));
+            expected_ids.push(id);
+            batch.keys.push(key);
+            batch.sizes.push(size);
+            batch.access.push(Access::Read);
+            if batch.len() == 777 || i == 599_999 {
+                ids.number(&mut batch).unwrap();
+                let from = expected_ids.len() - batch.len();
+                assert_eq!(batch.keys, expected_ids[from..]);
+                batch = EventBatch::default();
             }
         }
-        unique.add(&requests);
-        assert_eq!(unique.totals(), (want.len() as u64, want.values().sum()));
+        assert_eq!(ids.totals(), (want.len() as u64, want.values().map(|&(_, size)| size).sum()));
     }
 
     #[test]

@@ -4,6 +4,8 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{Error, Result};
 
@@ -210,6 +212,49 @@ impl FileHasher {
     /// returned `true`).
     pub(crate) fn finish(&self) -> String {
         self.hasher.finalize().to_hex().to_string()
+    }
+}
+
+/// A [`FileHasher`] that several threads advance a chunk at a time whenever
+/// they would otherwise wait (the streamed simulation's decoding thread
+/// when the simulating one has all the batches it may hold, the simulating
+/// thread when it has none), so the hashing fills idle time on whichever
+/// side has it.
+#[derive(Debug)]
+pub(crate) struct SharedHasher {
+    hasher: Mutex<(FileHasher, Result<bool>)>,
+    done: AtomicBool,
+}
+
+impl SharedHasher {
+    pub(crate) fn new(hasher: FileHasher) -> SharedHasher {
+        SharedHasher { hasher: Mutex::new((hasher, Ok(false))), done: AtomicBool::new(false) }
+    }
+
+    /// Hashes one chunk, unless the file is hashed (or failed) or another
+    /// thread is hashing; returns whether it did.
+    pub(crate) fn help(&self) -> bool {
+        if self.done.load(Ordering::Relaxed) {
+            return false;
+        }
+        let Ok(mut guard) = self.hasher.try_lock() else { return false };
+        let (hasher, state) = &mut *guard;
+        if matches!(state, Ok(false)) {
+            *state = hasher.step();
+        }
+        if !matches!(state, Ok(false)) {
+            self.done.store(true, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// Hashes the rest; the file's hash, hex, or the first read error.
+    pub(crate) fn finish(self) -> Result<String> {
+        let (mut hasher, mut state) = self.hasher.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while matches!(state, Ok(false)) {
+            state = hasher.step();
+        }
+        state.map(|_| hasher.finish())
     }
 }
 

@@ -45,9 +45,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Location, Result};
 
 pub use convert::{ConvertSummary, convert, convert_with, write_csv, write_oracle};
-pub use decoded::{Columns, DecodedTrace, LoadOptions, TraceIdentity, UniqueKeys};
+pub(crate) use decoded::StreamIds;
+pub use decoded::{Columns, DecodedTrace, LoadOptions, TraceIdentity};
 pub use dispatch::{DispatchHeader, DispatchReader, Flatten, FlattenDispatch};
-pub(crate) use io::FileHasher;
+pub(crate) use io::{FileHasher, SharedHasher};
 pub use native::{NativeHeader, NativeReader, NativeRecord, NativeWriter};
 pub use synth::{WorkloadSpec, gen_trace};
 
