@@ -262,6 +262,29 @@ impl SharedHasher {
 mod tests {
     use super::*;
 
+    /// However the chunks are shared out (all by helpers, some, none), the
+    /// hash is the whole file's, and a missing file fails at open.
+    #[test]
+    fn shared_hasher_hashes_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.bin");
+        let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let whole = blake3::hash(&bytes).to_hex().to_string();
+        for helps in [0, 2, usize::MAX] {
+            let shared = SharedHasher::new(FileHasher::open(&path).unwrap());
+            std::thread::scope(|s| {
+                let shared = &shared;
+                let helpers: Vec<_> =
+                    (0..2).map(|_| s.spawn(move || (0..helps).take_while(|_| shared.help()).count())).collect();
+                helpers.into_iter().for_each(|h| drop(h.join().unwrap()));
+            });
+            assert_eq!(shared.finish().unwrap(), whole, "{helps} helps per thread");
+        }
+        assert_eq!(blake3_file(&path).unwrap(), whole);
+        assert!(FileHasher::open(&dir.path().join("missing")).is_err());
+    }
+
     #[test]
     fn capped_lines() {
         let mut r = io::BufReader::with_capacity(4, &b"ab\r\ncdefgh\n\nx"[..]);
