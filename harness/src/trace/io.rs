@@ -277,7 +277,9 @@ mod tests {
                 let shared = &shared;
                 let helpers: Vec<_> =
                     (0..2).map(|_| s.spawn(move || (0..helps).take_while(|_| shared.help()).count())).collect();
-                helpers.into_iter().for_each(|h| drop(h.join().unwrap()));
+                for h in helpers {
+                    h.join().unwrap();
+                }
             });
             assert_eq!(shared.finish().unwrap(), whole, "{helps} helps per thread");
         }
