@@ -104,14 +104,21 @@ def paired_speedup(cs_times, lcs_times):
 
 
 def cpu_model():
+    """lscpu's model name, plus family/model and L2/L3 sizes: VMs often
+    report a bare "AMD EPYC", and the cache sizes are what these
+    memory-bound runs depend on."""
+    name, extra = platform.processor(), {}
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
         for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            if key == "Model name":
+                name = value.strip()
+            elif key in ("CPU family", "Model", "L2 cache", "L3 cache"):
+                extra[key.lower()] = value.strip()
     except OSError:
         pass
-    return platform.processor()
+    return name + "".join(f"; {k} {v}" for k, v in extra.items())
 
 
 def cs_run(binary, trace, policies, sizes, out):
