@@ -483,6 +483,31 @@ impl PolicyVisitor for Replay<'_> {
 /// overlap, few enough lines that they are still in L1 when used.
 const WARM_GROUP: usize = 32;
 
+/// Serves `keys` (with `sizes`) through `serve` in groups, each warmed
+/// while the one before is served: the key index and ghost tables of dense
+/// ids span the whole key space, so the lookups of the colder keys (the hot
+/// ones have the low ids) miss the CPU caches; warming a group in one loop
+/// of independent loads ([`Cache::warm`]) overlaps those misses.
+#[inline]
+fn serve_warmed<P: EvictionPolicy, I: KeyIndex, K: Copy + Into<u64>>(
+    cache: &mut Cache<P, I>,
+    keys: &[K],
+    sizes: &[u64],
+    mut serve: impl FnMut(&mut Cache<P, I>, u64, u64),
+) {
+    let (mut key_groups, mut size_groups) = (keys.chunks(WARM_GROUP), sizes.chunks(WARM_GROUP));
+    let mut next = key_groups.next();
+    while let (Some(group), Some(group_sizes)) = (next, size_groups.next()) {
+        next = key_groups.next();
+        if let Some(coming) = next {
+            std::hint::black_box(coming.iter().fold(0, |acc, &key| acc ^ cache.warm(key.into())));
+        }
+        for (&key, &size) in group.iter().zip(group_sizes) {
+            serve(cache, key.into(), size);
+        }
+    }
+}
+
 /// The request model: every request is a lookup.
 fn replay<P: EvictionPolicy, I: KeyIndex>(
     cache: &mut Cache<P, I>,
@@ -497,27 +522,9 @@ fn replay<P: EvictionPolicy, I: KeyIndex>(
     let feed = |cache: &mut Cache<P, I>, range: std::ops::Range<usize>| {
         let (ids, sizes) = (&trace.dense_ids[range.clone()], &trace.sizes[range.clone()]);
         if trace.next_access.is_empty() {
-            // In groups, each warmed while the one before is served: the
-            // key index and ghost tables of dense ids span the whole key
-            // space, so the lookups of the colder keys (the hot ones have
-            // the low ids) miss the CPU caches; warming a group in one loop
-            // of independent loads overlaps those misses.
-            let (mut id_groups, mut size_groups) = (ids.chunks(WARM_GROUP), sizes.chunks(WARM_GROUP));
-            let mut next = id_groups.next();
-            while let (Some(group), Some(group_sizes)) = (next, size_groups.next()) {
-                next = id_groups.next();
-                if let Some(coming) = next {
-                    std::hint::black_box(coming.iter().fold(0, |acc, &id| acc ^ cache.warm(u64::from(id))));
-                }
-                for (&id, &size) in group.iter().zip(group_sizes) {
-                    cache.access(&Request {
-                        key: u64::from(id),
-                        size,
-                        next_access: Request::NEVER,
-                        access: Access::Read,
-                    });
-                }
-            }
+            serve_warmed(cache, ids, sizes, |cache, key, size| {
+                cache.access(&Request { key, size, next_access: Request::NEVER, access: Access::Read });
+            });
         } else {
             for ((&id, &size), &next_access) in ids.iter().zip(sizes).zip(&trace.next_access[range]) {
                 cache.access(&Request { key: u64::from(id), size, next_access, access: Access::Read });
@@ -673,7 +680,7 @@ pub fn can_stream(config: &SimConfig) -> bool {
 /// 0.85x, SIEVE 0.93x): the simulating thread's two hash probes per miss
 /// were most of its time, and a dense index is one load the warming
 /// overlaps. (On the Intel VM of an earlier session, before ghosts moved
-/// into the container and without warming, dense ids had measured slower.)
+/// into the container, dense ids had measured slower.)
 ///
 /// # Errors
 /// `config` cannot stream, or the trace cannot be read (the reader's error,
@@ -784,26 +791,29 @@ fn decode_batches(
             Err(e) => Err(e),
         };
         let failed = message.is_err();
-        let mut message = Some(message);
-        while let Some(m) = message.take() {
-            match to_simulation.try_send(m) {
-                Ok(()) => {}
-                Err(mpsc::TrySendError::Full(m)) if hasher.help() => message = Some(m),
-                Err(mpsc::TrySendError::Full(m)) => {
-                    if to_simulation.send(m).is_err() {
-                        return Err(Error::config("the simulation stopped before the end"));
-                    }
-                }
-                Err(mpsc::TrySendError::Disconnected(_)) => {
-                    return Err(Error::config("the simulation stopped before the end"));
-                }
-            }
-        }
+        hand_over(&to_simulation, message, hasher)?;
         if failed {
             break;
         }
     }
     Ok(ids.totals())
+}
+
+/// Sends `message` to the simulating thread, helping hash the file while
+/// its channel is full.
+///
+/// # Errors
+/// The simulating thread stopped taking batches.
+fn hand_over<T>(to: &mpsc::SyncSender<T>, mut message: T, hasher: &SharedHasher) -> TraceResult<()> {
+    let stopped = || Error::config("the simulation stopped before the end");
+    loop {
+        match to.try_send(message) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::TrySendError::Full(m)) if hasher.help() => message = m,
+            Err(mpsc::TrySendError::Full(m)) => return to.send(m).map_err(|_| stopped()),
+            Err(mpsc::TrySendError::Disconnected(_)) => return Err(stopped()),
+        }
+    }
 }
 
 /// One streamed run (see [`simulate_streamed`]), monomorphised like [`Replay`].
@@ -848,21 +858,13 @@ impl PolicyVisitor for Stream<'_> {
                 },
                 Err(mpsc::TryRecvError::Disconnected) => break,
             };
-            let (mut id_groups, mut size_groups) = (batch.keys.chunks(WARM_GROUP), batch.sizes.chunks(WARM_GROUP));
-            let mut next = id_groups.next();
-            while let (Some(group), Some(group_sizes)) = (next, size_groups.next()) {
-                next = id_groups.next();
-                if let Some(coming) = next {
-                    std::hint::black_box(coming.iter().fold(0, |acc, &id| acc ^ cache.warm(id)));
+            serve_warmed(&mut cache, &batch.keys, &batch.sizes, |cache, key, size| {
+                if requests == self.warmup && self.warmup > 0 {
+                    before = cache.stats();
                 }
-                for (&key, &size) in group.iter().zip(group_sizes) {
-                    if requests == self.warmup && self.warmup > 0 {
-                        before = cache.stats();
-                    }
-                    cache.access(&Request { key, size, next_access: Request::NEVER, access: Access::Read });
-                    requests += 1;
-                }
-            }
+                cache.access(&Request { key, size, next_access: Request::NEVER, access: Access::Read });
+                requests += 1;
+            });
             // The decoding thread may have stopped taking them back.
             let _ = self.return_batch.send(batch);
         }

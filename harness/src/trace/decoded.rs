@@ -262,23 +262,14 @@ impl DecodedTrace {
                     }
                 }
             }
-            // Keys get their dense ids in small groups: first every key's
-            // bucket is loaded in a tight loop of independent loads (the
-            // CPU overlaps those cache misses), then the ids are assigned
-            // from cache.
-            for (group, group_keys) in batch.keys.chunks(TOUCH_GROUP).enumerate() {
-                ids.touch(group_keys);
-                for (j, &key) in group_keys.iter().enumerate() {
-                    let i = group * TOUCH_GROUP + j;
-                    let (id, new) = ids.get_or_insert(key)?;
-                    if new && !batch.free_at(i) {
-                        unique_bytes += batch.sizes[i];
-                    }
-                    if columns.events {
-                        dense_ids.push(id);
-                    }
+            number_keys(&mut ids, &batch.keys, |i, id, new| {
+                if new && !batch.free_at(i) {
+                    unique_bytes += batch.sizes[i];
                 }
-            }
+                if columns.events {
+                    dense_ids.push(id);
+                }
+            })?;
         }
         let unique_keys = ids.len() as u64;
         drop(ids);
@@ -354,6 +345,25 @@ impl EventSource for TraceReader {
     fn next_batch(&mut self, batch: &mut super::EventBatch, max: usize) -> Result<()> {
         self.inner_mut().next_batch(batch, max)
     }
+}
+
+/// Gives `keys` their ids in `ids`, calling `each(i, id, new)` for key `i`
+/// in order. In small groups: first every key's bucket is loaded in a tight
+/// loop of independent loads (the CPU overlaps those cache misses), then
+/// the ids are assigned from cache.
+///
+/// # Errors
+/// The table is full (more than 2^32 - 1 distinct keys).
+#[inline]
+fn number_keys<T: KeyTable>(ids: &mut T, keys: &[u64], mut each: impl FnMut(usize, u32, bool)) -> Result<()> {
+    for (group, group_keys) in keys.chunks(TOUCH_GROUP).enumerate() {
+        ids.touch(group_keys);
+        for (j, &key) in group_keys.iter().enumerate() {
+            let (id, new) = ids.get_or_insert(key)?;
+            each(group * TOUCH_GROUP + j, id, new);
+        }
+    }
+    Ok(())
 }
 
 /// Numbers keys while decoding.
@@ -489,11 +499,13 @@ impl KeyTable for KeySet {
 pub(crate) struct StreamIds {
     ids: DenseIds,
     unique_bytes: u64,
+    /// The ids of the batch being numbered (reused).
+    batch_ids: Vec<u32>,
 }
 
 impl Default for StreamIds {
     fn default() -> Self {
-        StreamIds { ids: DenseIds::with_capacity(1 << 16), unique_bytes: 0 }
+        StreamIds { ids: DenseIds::with_capacity(1 << 16), unique_bytes: 0, batch_ids: Vec::new() }
     }
 }
 
@@ -504,15 +516,16 @@ impl StreamIds {
     /// More than 2^32 - 1 distinct keys.
     pub(crate) fn number(&mut self, batch: &mut EventBatch) -> Result<()> {
         debug_assert!(batch.is_free.iter().all(|&f| !f), "frees are not numbered");
-        for (group_keys, group_sizes) in batch.keys.chunks_mut(TOUCH_GROUP).zip(batch.sizes.chunks(TOUCH_GROUP)) {
-            self.ids.touch(group_keys);
-            for (key, &size) in group_keys.iter_mut().zip(group_sizes) {
-                let (id, new) = self.ids.get_or_insert(*key)?;
-                if new {
-                    self.unique_bytes += size;
-                }
-                *key = u64::from(id);
+        let (batch_ids, unique_bytes) = (&mut self.batch_ids, &mut self.unique_bytes);
+        batch_ids.clear();
+        number_keys(&mut self.ids, &batch.keys, |i, id, new| {
+            if new {
+                *unique_bytes += batch.sizes[i];
             }
+            batch_ids.push(id);
+        })?;
+        for (key, &id) in batch.keys.iter_mut().zip(batch_ids.iter()) {
+            *key = u64::from(id);
         }
         Ok(())
     }

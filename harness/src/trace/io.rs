@@ -222,7 +222,10 @@ impl FileHasher {
 /// side has it.
 #[derive(Debug)]
 pub(crate) struct SharedHasher {
+    /// The hasher and its last step's result (`Ok(true)`: hashed).
     hasher: Mutex<(FileHasher, Result<bool>)>,
+    /// Set once that result is no longer `Ok(false)`, so that idle threads
+    /// stop asking without taking the lock.
     done: AtomicBool,
 }
 
